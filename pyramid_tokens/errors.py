@@ -1,0 +1,86 @@
+"""The package's errors: one small hierarchy, carrying the provider's ``error`` and ``error_description``.
+
+Every failure to obtain a token is a :class:`TokenError`; no ``requests``, urllib3 or PyJWT
+exception escapes unwrapped. Messages never contain token values or secrets.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+
+class TokenError(Exception):
+    """A token could not be obtained, refreshed, validated or revoked.
+
+    ``error`` is the OAuth error code (the provider's, or one of ours such as
+    ``invalid_response``); ``error_description`` is a human-readable explanation.
+    """
+
+    error: str = "token_error"
+
+    def __init__(
+        self,
+        error_description: str | None = None,
+        *,
+        error: str | None = None,
+        status_code: int | None = None,
+        error_uri: str | None = None,
+    ) -> None:
+        if error is not None:
+            self.error = error
+        self.error_description = error_description
+        self.status_code = status_code
+        self.error_uri = error_uri
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        text = self.error
+        if self.error_description:
+            text = f"{text}: {self.error_description}"
+        if self.status_code is not None:
+            text = f"{text} (HTTP {self.status_code})"
+        return text
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(error={self.error!r}, error_description={self.error_description!r})"
+
+
+class LoginRequired(TokenError):
+    """There is no logged-in user, or the user's refresh token is no longer accepted."""
+
+    error = "login_required"
+
+
+class ProviderUnavailable(TokenError):
+    """The provider could not be reached, timed out or answered with a server error (5xx)."""
+
+    error = "temporarily_unavailable"
+
+
+class InvalidResponse(TokenError):
+    """The provider answered, but not with a well-formed response (not JSON, missing fields...)."""
+
+    error = "invalid_response"
+
+
+class InvalidIdToken(TokenError):
+    """An ID token failed validation (signature, issuer, audience, expiry, nonce...)."""
+
+    error = "invalid_id_token"
+
+
+class LoginFailed(TokenError):
+    """The authorization response could not be accepted (state, error parameter, issuer...)."""
+
+    error = "login_failed"
+
+
+class ConfigurationError(ValueError):
+    """A setting is missing or malformed; the message names the key."""
+
+    def __init__(self, key: str, problem: str, value: Any = None) -> None:
+        self.key = key
+        self.problem = problem
+        message = f"{key}: {problem}"
+        if value is not None:
+            message += f" (got {value!r})"
+        super().__init__(message)

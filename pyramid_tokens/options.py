@@ -1,0 +1,307 @@
+"""Settings parsed once, in one place, into typed frozen option objects.
+
+Everything else in the package receives these objects and never reads raw settings. The keys are
+the public contract of ``SPEC.md`` (``oidc.*`` and ``tokens.*``); a missing or malformed value raises
+:class:`~pyramid_tokens.errors.ConfigurationError` naming the key.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+from urllib.parse import urlsplit
+
+from .errors import ConfigurationError
+
+TRUE = {"true", "yes", "on", "1", "t", "y"}
+FALSE = {"false", "no", "off", "0", "f", "n", ""}
+CREDENTIAL_STYLES = ("basic", "post")
+
+
+# -- coercion (shared by the .ini parser and the code-first directives) ------------------------------
+def as_bool(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in TRUE:
+        return True
+    if text in FALSE:
+        return False
+    raise ConfigurationError(key, "expected true or false", value)
+
+
+def as_seconds(key: str, value: Any, *, allow_zero: bool = True) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(key, "expected a number of seconds", value) from None
+    if number < 0 or (number == 0 and not allow_zero) or number != number or number == float("inf"):
+        raise ConfigurationError(key, "expected a positive number of seconds", value)
+    return number
+
+
+def as_seconds_list(key: str, value: Any) -> tuple[float, ...]:
+    if value is None:
+        return ()
+    items = value.split() if isinstance(value, str) else list(value)
+    return tuple(as_seconds(key, item) for item in items)
+
+
+def as_url(key: str, value: Any, *, relative_ok: bool = False) -> str:
+    text = str(value or "").strip()
+    parts = urlsplit(text)
+    if relative_ok and text.startswith("/") and not text.startswith("//"):
+        return text
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigurationError(key, "expected an absolute http(s) URL", value)
+    return text
+
+
+def as_path(key: str, value: Any) -> str:
+    text = str(value or "").strip()
+    if not text.startswith("/") or text.startswith("//"):
+        raise ConfigurationError(key, "expected a path starting with a single /", value)
+    return text
+
+
+def as_scope(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = " ".join(value.split()) if isinstance(value, str) else " ".join(value)
+    return text or None
+
+
+def as_choice(key: str, value: Any, choices: Iterable[str]) -> str:
+    text = str(value).strip().lower()
+    choices = tuple(choices)
+    if text not in choices:
+        raise ConfigurationError(key, f"expected one of {', '.join(choices)}", value)
+    return text
+
+
+# -- option objects -----------------------------------------------------------------------------------
+@dataclass(frozen=True, repr=False)
+class ClientCredentials:
+    """How one client authenticates at the provider (RFC 6749 §2.3.1)."""
+
+    client_id: str
+    client_secret: str | None = None
+    style: str = "basic"
+
+    def __repr__(self) -> str:
+        secret = "'<redacted>'" if self.client_secret else None
+        return f"ClientCredentials(client_id={self.client_id!r}, client_secret={secret}, style={self.style!r})"
+
+
+@dataclass(frozen=True)
+class OidcOptions:
+    """The OpenID Connect login client (``oidc.*``)."""
+
+    authority: str
+    credentials: ClientCredentials
+    scope: str = "openid profile"
+    userinfo: bool = True
+    name_claim: str = "name"
+    role_claim: str = "role"
+    login_path: str = "/login"
+    callback_path: str = "/callback"
+    logout_path: str = "/logout"
+    post_logout_redirect: str = "/"
+
+
+@dataclass(frozen=True)
+class ClientCredentialsOptions:
+    """A client-credentials client: the OIDC client's own identity (``name=None``) or ``tokens.clients.NAME``."""
+
+    name: str | None
+    credentials: ClientCredentials
+    token_endpoint: str | None = None
+    authority: str | None = None
+    scope: str | None = None
+    resource: str | None = None
+
+    @classmethod
+    def create(cls, name: str | None, *, prefix: str = "", client_id: Any = None, client_secret: Any = None,
+               client_credential_style: Any = "basic", token_endpoint: Any = None, authority: Any = None,
+               scope: Any = None, resource: Any = None) -> "ClientCredentialsOptions":
+        """Validate one client's values; ``prefix`` names the setting keys in errors."""
+        if not client_id:
+            raise ConfigurationError(f"{prefix}client_id", "is required")
+        if not token_endpoint and not authority:
+            raise ConfigurationError(f"{prefix}token_endpoint", "a token_endpoint or an authority is required")
+        return cls(
+            name=name,
+            credentials=ClientCredentials(
+                client_id=str(client_id),
+                client_secret=str(client_secret) if client_secret else None,
+                style=as_choice(f"{prefix}client_credential_style", client_credential_style, CREDENTIAL_STYLES),
+            ),
+            token_endpoint=as_url(f"{prefix}token_endpoint", token_endpoint) if token_endpoint else None,
+            authority=as_url(f"{prefix}authority", authority).rstrip("/") if authority else None,
+            scope=as_scope(scope),
+            resource=as_url(f"{prefix}resource", resource) if resource else None,
+        )
+
+
+@dataclass(frozen=True)
+class HttpClientOptions:
+    """A named HTTP client (``tokens.http.NAME``)."""
+
+    name: str
+    base_url: str
+    token: str = "user"  # "user", "client", "client:NAME" or "none"
+    retry: tuple[float, ...] = ()
+    timeout: float = 10.0
+    replay_unsafe_methods: bool = False
+
+    @property
+    def client_name(self) -> str | None:
+        """The client-credentials client behind a ``client``/``client:NAME`` token."""
+        return self.token.partition(":")[2] or None
+
+    @classmethod
+    def create(cls, name: str, *, prefix: str = "", base_url: Any = None, token: Any = "user", retry: Any = None,
+               timeout: Any = 10, replay_unsafe_methods: Any = False) -> "HttpClientOptions":
+        if not base_url:
+            raise ConfigurationError(f"{prefix}base_url", "is required")
+        token = str(token or "user").strip()
+        if token not in ("user", "client", "none") and not (token.startswith("client:") and token[7:]):
+            raise ConfigurationError(f"{prefix}token", "expected user, client, client:NAME or none", token)
+        return cls(
+            name=name,
+            base_url=as_url(f"{prefix}base_url", base_url),
+            token=token,
+            retry=as_seconds_list(f"{prefix}retry", retry),
+            timeout=as_seconds(f"{prefix}timeout", timeout, allow_zero=False),
+            replay_unsafe_methods=as_bool(f"{prefix}replay_unsafe_methods", replay_unsafe_methods),
+        )
+
+
+@dataclass(frozen=True)
+class Options:
+    """Everything the package needs, parsed from settings."""
+
+    oidc: OidcOptions | None = None
+    refresh_before_expiration: float = 60.0
+    revoke_on_logout: bool = True
+    cache_lifetime_buffer: float = 60.0
+    #: the OIDC client's own identity is under ``None``
+    clients: Mapping[str | None, ClientCredentialsOptions] = field(default_factory=dict)
+    http: Mapping[str, HttpClientOptions] = field(default_factory=dict)
+    store: str = "session"
+    cache: str = "memory"
+    #: timeout of every call to the provider, seconds
+    timeout: float = 10.0
+
+    def client(self, name: str | None) -> ClientCredentialsOptions:
+        try:
+            return self.clients[name]
+        except KeyError:
+            if name is None:
+                raise ConfigurationError("oidc.client_id", "the OIDC client is not configured") from None
+            raise ConfigurationError(f"tokens.clients.{name}", "no such client-credentials client") from None
+
+
+def _group(settings: Mapping[str, Any], prefix: str) -> dict[str, dict[str, Any]]:
+    """``{"NAME": {"key": value}}`` from keys ``prefix + NAME.key``."""
+    groups: dict[str, dict[str, Any]] = {}
+    for key, value in settings.items():
+        if key.startswith(prefix):
+            name, dot, sub = key[len(prefix):].partition(".")
+            if not dot or not name or not sub:
+                raise ConfigurationError(key, f"expected {prefix}NAME.setting")
+            groups.setdefault(name, {})[sub] = value
+    return groups
+
+
+def _store_url(key: str, value: Any, plain: str) -> str:
+    text = str(value or plain).strip()
+    if text != plain and not text.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigurationError(key, f"expected {plain} or a redis:// URL", value)
+    return text
+
+
+def parse_settings(settings: Mapping[str, Any]) -> Options:
+    """Build :class:`Options` from ``oidc.*`` and ``tokens.*`` settings (other keys are ignored)."""
+    get = settings.get
+    oidc: OidcOptions | None = None
+    clients: dict[str | None, ClientCredentialsOptions] = {}
+    style = get("tokens.client_credential_style", "basic")
+    if get("oidc.authority"):
+        authority = as_url("oidc.authority", get("oidc.authority")).rstrip("/")
+        if not get("oidc.client_id"):
+            raise ConfigurationError("oidc.client_id", "is required with oidc.authority")
+        credentials = ClientCredentials(
+            client_id=str(get("oidc.client_id")),
+            client_secret=get("oidc.client_secret") or None,
+            style=as_choice("tokens.client_credential_style", style, CREDENTIAL_STYLES),
+        )
+        oidc = OidcOptions(
+            authority=authority,
+            credentials=credentials,
+            scope=as_scope(get("oidc.scope", "openid profile")) or "openid",
+            userinfo=as_bool("oidc.userinfo", get("oidc.userinfo", True)),
+            name_claim=str(get("oidc.name_claim", "name")),
+            role_claim=str(get("oidc.role_claim", "role")),
+            login_path=as_path("oidc.login_path", get("oidc.login_path", "/login")),
+            callback_path=as_path("oidc.callback_path", get("oidc.callback_path", "/callback")),
+            logout_path=as_path("oidc.logout_path", get("oidc.logout_path", "/logout")),
+            post_logout_redirect=as_url("oidc.post_logout_redirect", get("oidc.post_logout_redirect", "/"),
+                                        relative_ok=True),
+        )
+        if "openid" not in oidc.scope.split():
+            raise ConfigurationError("oidc.scope", "must contain openid", oidc.scope)
+        clients[None] = ClientCredentialsOptions(
+            name=None,
+            credentials=credentials,
+            authority=authority,
+            scope=as_scope(get("tokens.client.scope")),
+            resource=as_url("tokens.client.resource", get("tokens.client.resource"))
+            if get("tokens.client.resource") else None,
+        )
+    elif any(key.startswith("oidc.") for key in settings):
+        raise ConfigurationError("oidc.authority", "is required when other oidc.* settings are given")
+
+    for name, values in _group(settings, "tokens.clients.").items():
+        values.setdefault("client_credential_style", style)
+        prefix = f"tokens.clients.{name}."
+        known = {"client_id", "client_secret", "client_credential_style", "token_endpoint", "authority", "scope",
+                 "resource"}
+        for sub in values:
+            if sub not in known:
+                raise ConfigurationError(prefix + sub, "unknown setting")
+        clients[name] = ClientCredentialsOptions.create(name, prefix=prefix, **values)
+
+    http: dict[str, HttpClientOptions] = {}
+    for name, values in _group(settings, "tokens.http.").items():
+        prefix = f"tokens.http.{name}."
+        known = {"base_url", "token", "retry", "timeout", "replay_unsafe_methods"}
+        for sub in values:
+            if sub not in known:
+                raise ConfigurationError(prefix + sub, "unknown setting")
+        http[name] = HttpClientOptions.create(name, prefix=prefix, **values)
+
+    options = Options(
+        oidc=oidc,
+        refresh_before_expiration=as_seconds("tokens.refresh_before_expiration",
+                                             get("tokens.refresh_before_expiration", 60)),
+        revoke_on_logout=as_bool("tokens.revoke_on_logout", get("tokens.revoke_on_logout", True)),
+        cache_lifetime_buffer=as_seconds("tokens.cache_lifetime_buffer", get("tokens.cache_lifetime_buffer", 60)),
+        clients=clients,
+        http=http,
+        store=_store_url("tokens.store", get("tokens.store"), "session"),
+        cache=_store_url("tokens.cache", get("tokens.cache"), "memory"),
+        timeout=as_seconds("tokens.timeout", get("tokens.timeout", 10), allow_zero=False),
+    )
+    check_references(options)
+    return options
+
+
+def check_references(options: Options) -> None:
+    """Every named HTTP client must name a token source that exists."""
+    for http in options.http.values():
+        key = f"tokens.http.{http.name}.token"
+        if http.token == "user" and options.oidc is None:
+            raise ConfigurationError(key, "token = user needs the oidc.* login settings")
+        if http.token.startswith("client") and http.client_name not in options.clients:
+            target = "the OIDC client (oidc.*)" if http.client_name is None else f"tokens.clients.{http.client_name}"
+            raise ConfigurationError(key, f"{target} is not configured", http.token)

@@ -1,0 +1,140 @@
+"""Token values: the :class:`AccessToken` users receive, and the renewal rule shared by user and client tokens."""
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from .clock import system_clock, utc_from_timestamp
+
+#: Token types we know how to present (RFC 6750 Bearer, RFC 9449 DPoP), normalised to their canonical case.
+KNOWN_TOKEN_TYPES = {"bearer": "Bearer", "dpop": "DPoP"}
+
+
+def renewal_due(expires_at: float | None, obtained_at: float | None, margin: float, now: float) -> bool:
+    """True when a token expiring at ``expires_at`` should be renewed at ``now``.
+
+    The margin is capped at half the token's lifetime, so a token that lives 45 s is not renewed
+    on every call merely because the configured margin is 60 s.
+    """
+    if expires_at is None:
+        return False
+    if obtained_at is not None and expires_at > obtained_at:
+        margin = min(margin, (expires_at - obtained_at) / 2)
+    return now >= expires_at - margin
+
+
+@dataclass(frozen=True, repr=False)
+class AccessToken:
+    """An access token and what is known about it; its ``repr`` never shows the value."""
+
+    access_token: str
+    token_type: str = "Bearer"
+    expires_at: datetime | None = None
+    scope: str | None = None
+    resource: str | None = None
+    #: when the token was obtained (UTC); the early-renewal margin is capped relative to its lifetime
+    obtained_at: datetime | None = None
+    #: the provider (issuer) and client the token was obtained from, for display
+    issuer: str | None = field(default=None, compare=False)
+    client_id: str | None = field(default=None, compare=False)
+
+    # -- time -----------------------------------------------------------------------------------
+    def expires_in(self, now: float | None = None) -> float | None:
+        """Seconds until expiry (negative when expired), or ``None`` when the lifetime is unknown."""
+        if self.expires_at is None:
+            return None
+        return self.expires_at.timestamp() - (system_clock() if now is None else now)
+
+    def is_expired(self, now: float | None = None) -> bool:
+        """True once the expiry time has passed."""
+        remaining = self.expires_in(now)
+        return remaining is not None and remaining <= 0
+
+    def renewal_due(self, margin: float, now: float) -> bool:
+        """True when the token should be renewed, ``margin`` seconds ahead (see :func:`renewal_due`)."""
+        return renewal_due(
+            self.expires_at.timestamp() if self.expires_at else None,
+            self.obtained_at.timestamp() if self.obtained_at else None,
+            margin,
+            now,
+        )
+
+    # -- presentation -----------------------------------------------------------------------------
+    @property
+    def authorization(self) -> str:
+        """The ``Authorization`` header value: ``<token_type> <access_token>``."""
+        return f"{self.token_type} {self.access_token}"
+
+    def claims(self) -> dict[str, Any] | None:
+        """The token's JWT claims, decoded WITHOUT verification (display only); ``None`` if not a JWT."""
+        import jwt  # local import: only display needs it
+
+        try:
+            claims = jwt.decode(self.access_token, options={"verify_signature": False})
+        except jwt.PyJWTError:
+            return None
+        return claims if isinstance(claims, dict) else None
+
+    def __repr__(self) -> str:
+        expires = self.expires_at.isoformat() if self.expires_at else None
+        return (
+            f"AccessToken(token_type={self.token_type!r}, expires_at={expires!r}, "
+            f"scope={self.scope!r}, resource={self.resource!r}, access_token='<redacted>')"
+        )
+
+    __str__ = __repr__
+
+    def _repr_html_(self) -> str:
+        """Jupyter display: expiry, scopes and the (unverified) claims; never the token value."""
+        from .display import access_token_html
+
+        return access_token_html(self)
+
+    # -- storage ------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict (times as POSIX seconds) for stores and sessions."""
+        return {
+            "access_token": self.access_token,
+            "token_type": self.token_type,
+            "expires_at": self.expires_at.timestamp() if self.expires_at else None,
+            "scope": self.scope,
+            "resource": self.resource,
+            "obtained_at": self.obtained_at.timestamp() if self.obtained_at else None,
+            "issuer": self.issuer,
+            "client_id": self.client_id,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "AccessToken":
+        """Inverse of :meth:`to_dict`."""
+        def ts(key: str) -> datetime | None:
+            value = data.get(key)
+            return utc_from_timestamp(value) if value is not None else None
+
+        return cls(
+            access_token=data["access_token"],
+            token_type=data.get("token_type") or "Bearer",
+            expires_at=ts("expires_at"),
+            scope=data.get("scope"),
+            resource=data.get("resource"),
+            obtained_at=ts("obtained_at"),
+            issuer=data.get("issuer"),
+            client_id=data.get("client_id"),
+        )
+
+    def with_(self, **changes: Any) -> "AccessToken":
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+
+def dumps(data: Any) -> str:
+    """Compact JSON, the one serialisation used for stored token records."""
+    return json.dumps(data, separators=(",", ":"), sort_keys=True)
+
+
+def escape(value: Any) -> str:
+    """HTML-escape anything for display."""
+    return html.escape(str(value), quote=True)
