@@ -1,0 +1,188 @@
+"""OpenID Connect login for a confidential web client (OIDC Core §3.1: code flow; RFC 7636 PKCE S256).
+
+Framework-free: :meth:`OidcClient.begin_login` returns the authorization URL and a
+:class:`PendingLogin` that the caller keeps (in the session); :meth:`OidcClient.complete_login`
+checks the authorization response against it (``state``, ``error``, RFC 9207 ``iss``), exchanges
+the code, validates the ID token and fetches userinfo. Also RP-initiated logout (OIDC RP-Initiated
+Logout 1.0 §2) and userinfo (OIDC Core §5.3).
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import secrets
+from dataclasses import asdict, dataclass
+from typing import Any, Mapping
+from urllib.parse import urlencode
+
+from oauthlib.oauth2.rfc6749.parameters import prepare_grant_uri
+
+from .errors import InvalidResponse, LoginFailed, TokenError
+from .idtoken import validate_id_token
+from .options import OidcOptions
+from .protocol import TokenClient
+from .transport import TokenResponse
+
+log = logging.getLogger(__name__)
+
+#: how long a login may take between the redirect to the provider and the callback
+LOGIN_TIMEOUT = 600.0
+
+
+def pkce_challenge(verifier: str) -> str:
+    """RFC 7636 §4.2 S256: base64url(SHA-256(verifier)) without padding."""
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).rstrip(b"=").decode()
+
+
+@dataclass(frozen=True, repr=False)
+class PendingLogin:
+    """What a login needs to remember between the redirect and the callback (JSON-serialisable)."""
+
+    state: str
+    nonce: str
+    code_verifier: str
+    redirect_uri: str
+    came_from: str
+    created_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "PendingLogin":
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__})
+
+    def __repr__(self) -> str:
+        return f"PendingLogin(came_from={self.came_from!r}, created_at={self.created_at!r})"
+
+
+@dataclass(frozen=True, repr=False)
+class LoginResult:
+    """A completed login: the user's claims (ID token merged with userinfo) and the tokens."""
+
+    claims: Mapping[str, Any]
+    tokens: TokenResponse
+
+    @property
+    def sub(self) -> str:
+        return self.claims["sub"]
+
+    def __repr__(self) -> str:
+        return f"LoginResult(sub={self.sub!r})"
+
+
+class OidcClient(TokenClient):
+    """The web application's OpenID Connect client."""
+
+    def __init__(self, options: OidcOptions, **kwargs: Any) -> None:
+        super().__init__(options.credentials, **kwargs)
+        self.options = options
+
+    # -- login --------------------------------------------------------------------------------------
+    def begin_login(self, redirect_uri: str, came_from: str = "/", **extra: str) -> tuple[str, PendingLogin]:
+        """The authorization request URL (OIDC Core §3.1.2.1) and what to keep until the callback."""
+        pending = PendingLogin(
+            state=secrets.token_urlsafe(32),
+            nonce=secrets.token_urlsafe(32),
+            code_verifier=secrets.token_urlsafe(64),
+            redirect_uri=redirect_uri,
+            came_from=came_from,
+            created_at=self.clock(),
+        )
+        assert self.discovery is not None
+        url = prepare_grant_uri(
+            self.discovery.metadata()["authorization_endpoint"],
+            self.client_id,
+            "code",
+            redirect_uri=redirect_uri,
+            scope=self.options.scope,
+            state=pending.state,
+            code_challenge=pkce_challenge(pending.code_verifier),
+            code_challenge_method="S256",
+            nonce=pending.nonce,
+            **extra,
+        )
+        return url, pending
+
+    def complete_login(self, params: Mapping[str, str], pending: PendingLogin) -> LoginResult:
+        """Check the authorization response, exchange the code and validate what comes back."""
+        state = params.get("state")
+        if not state or not hmac.compare_digest(str(state), pending.state):
+            raise LoginFailed("the login response's state does not match this browser's login request")
+        if self.clock() - pending.created_at > LOGIN_TIMEOUT:
+            raise LoginFailed("the login took too long; please try again")
+        assert self.discovery is not None
+        metadata = self.discovery.metadata()
+        iss = params.get("iss")
+        if (iss is not None or metadata.get("authorization_response_iss_parameter_supported")) and \
+                iss != metadata["issuer"]:
+            raise LoginFailed("the login response's iss parameter is not the provider's issuer (RFC 9207)")
+        if params.get("error"):
+            error = str(params["error"])[:100]
+            description = str(params.get("error_description") or "")[:300] or None
+            raise LoginFailed(f"the provider refused the login: {description or error}", error=error)
+        code = params.get("code")
+        if not code:
+            raise LoginFailed("the login response has no authorization code")
+        tokens = self.request_token(
+            {"grant_type": "authorization_code", "code": code, "redirect_uri": pending.redirect_uri,
+             "code_verifier": pending.code_verifier},
+            what="authorization code exchange",
+            scope=None,
+        )
+        if tokens.access_token.scope is None:
+            tokens = _with_scope(tokens, self.options.scope)
+        if not tokens.id_token:
+            raise InvalidResponse("authorization code exchange: the provider returned no id_token")
+        claims = validate_id_token(tokens.id_token, discovery=self.discovery, client_id=self.client_id,
+                                   now=self.clock(), nonce=pending.nonce, require_nonce=True,
+                                   access_token=tokens.access_token.access_token)
+        merged = dict(claims)
+        if self.options.userinfo and self.discovery.endpoint("userinfo_endpoint"):
+            info = self.userinfo(tokens.access_token.authorization)
+            if info.get("sub") != claims["sub"]:
+                raise LoginFailed("userinfo names another user than the ID token (sub mismatch)")
+            merged.update(info)
+        log.info("user %s logged in (client %s)", claims["sub"], self.client_id)
+        return LoginResult(claims=merged, tokens=tokens)
+
+    def validate_refreshed_id_token(self, tokens: TokenResponse, sub: str | None) -> dict[str, Any] | None:
+        """OIDC Core §12.2: a refreshed ID token must name the same user; returns its claims."""
+        if not tokens.id_token:
+            return None
+        assert self.discovery is not None
+        return validate_id_token(tokens.id_token, discovery=self.discovery, client_id=self.client_id,
+                                 now=self.clock(), access_token=tokens.access_token.access_token,
+                                 expected_sub=sub, max_age=float("inf"))
+
+    # -- userinfo and logout ---------------------------------------------------------------------------
+    def userinfo(self, authorization: str) -> dict[str, Any]:
+        """The userinfo claims for an ``Authorization`` header value."""
+        assert self.discovery is not None
+        url = self.discovery.endpoint("userinfo_endpoint")
+        if not url:
+            raise TokenError("the provider has no userinfo endpoint", error="invalid_request")
+        return self.transport.get_json(url, what="userinfo", headers={"Authorization": authorization})
+
+    def end_session_url(self, *, id_token_hint: str | None, post_logout_redirect_uri: str,
+                        state: str | None = None) -> str | None:
+        """The provider's logout URL, or ``None`` when it has no end-session endpoint."""
+        assert self.discovery is not None
+        try:
+            url = self.discovery.endpoint("end_session_endpoint")
+        except TokenError:
+            return None
+        if not url:
+            return None
+        query = {"post_logout_redirect_uri": post_logout_redirect_uri, "client_id": self.client_id}
+        if id_token_hint:
+            query["id_token_hint"] = id_token_hint
+        if state:
+            query["state"] = state
+        return url + ("&" if "?" in url else "?") + urlencode(query)
+
+
+def _with_scope(tokens: TokenResponse, scope: str) -> TokenResponse:
+    return TokenResponse(tokens.access_token.with_(scope=scope), tokens.refresh_token, tokens.id_token, tokens.raw)

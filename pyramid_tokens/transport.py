@@ -1,0 +1,192 @@
+"""Calls to the provider: bounded, and every failure translated into our own errors.
+
+Token, revocation, discovery, JWKS and userinfo calls go through :class:`Transport`. It caps what
+is read (a provider cannot make us buffer an endless body), enforces a whole-response deadline (a
+trickling response cannot hang a worker), and turns ``requests`` exceptions and HTTP errors into
+:class:`~pyramid_tokens.errors.TokenError` subclasses. Token responses are checked against
+RFC 6749 §5.1/§5.2 by :func:`parse_token_response`.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Mapping
+from urllib.parse import quote, urlsplit
+
+import requests
+
+from .errors import InvalidResponse, LoginRequired, ProviderUnavailable, TokenError
+from .options import ClientCredentials
+from .tokens import KNOWN_TOKEN_TYPES, AccessToken
+from .clock import utc_from_timestamp
+
+log = logging.getLogger(__name__)
+
+#: the most we read of any provider response
+MAX_BODY = 256 * 1024
+#: the longest token lifetime we believe (one year); more is a broken provider
+MAX_EXPIRES_IN = 366 * 24 * 3600
+
+
+@dataclass
+class Reply:
+    """A provider's answer: status, headers and the JSON body (``None`` when the body was empty)."""
+
+    status: int
+    headers: Mapping[str, str]
+    data: Any
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).netloc or url
+
+
+class Transport:
+    """Sends requests to the provider with one shared connection pool."""
+
+    def __init__(self, session: requests.Session | None = None, *, timeout: float = 10.0,
+                 max_body: int = MAX_BODY) -> None:
+        self.session = session or requests.Session()
+        self.timeout = timeout
+        self.max_body = max_body
+
+    def request(self, method: str, url: str, *, what: str, data: Mapping[str, Any] | None = None,
+                headers: Mapping[str, str] | None = None, cert: Any = None) -> Reply:
+        """Send one request and return the parsed reply; raises for transport failures and 5xx."""
+        deadline = time.monotonic() + self.timeout
+        try:
+            with self.session.request(method, url, data=data, headers=dict(headers or {}), stream=True,
+                                      timeout=self.timeout, allow_redirects=False, cert=cert) as resp:
+                body = self._read(resp, deadline, what)
+                status, reply_headers = resp.status_code, resp.headers
+        except requests.Timeout:
+            raise ProviderUnavailable(f"{what}: {_host(url)} did not answer within {self.timeout:g} s") from None
+        except requests.RequestException as exc:
+            raise ProviderUnavailable(f"{what}: could not reach {_host(url)} ({type(exc).__name__})") from None
+        if status >= 500:
+            raise ProviderUnavailable(f"{what}: {_host(url)} answered with a server error", status_code=status)
+        return Reply(status, reply_headers, self._json(body, reply_headers, status, what))
+
+    def _read(self, resp: requests.Response, deadline: float, what: str) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in resp.iter_content(16384):
+            size += len(chunk)
+            if size > self.max_body:
+                raise InvalidResponse(f"{what}: response larger than {self.max_body} bytes", status_code=resp.status_code)
+            chunks.append(chunk)
+            if time.monotonic() > deadline:
+                raise ProviderUnavailable(f"{what}: response not complete within {self.timeout:g} s")
+        return b"".join(chunks)
+
+    @staticmethod
+    def _json(body: bytes, headers: Mapping[str, str], status: int, what: str) -> Any:
+        if not body.strip():
+            return None
+        try:
+            return json.loads(body)
+        except ValueError:
+            kind = headers.get("Content-Type", "no content type").split(";")[0]
+            raise InvalidResponse(f"{what}: response is not JSON ({kind})", status_code=status) from None
+
+    def get_json(self, url: str, *, what: str, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """GET a JSON object (discovery, JWKS, userinfo); any other answer is an error."""
+        reply = self.request("GET", url, what=what, headers=headers)
+        if reply.status != 200:
+            raise error_from_reply(reply, what)
+        if not isinstance(reply.data, dict):
+            raise InvalidResponse(f"{what}: expected a JSON object", status_code=reply.status)
+        return reply.data
+
+    def post_form(self, url: str, data: Mapping[str, Any], *, what: str, client: ClientCredentials | None = None,
+                  headers: Mapping[str, str] | None = None) -> Reply:
+        """POST a form, authenticating ``client`` per its credential style."""
+        form = {k: v for k, v in data.items() if v is not None}
+        hdrs = {"Accept": "application/json", **(headers or {})}
+        if client is not None:
+            authenticate(client, form, hdrs)
+        return self.request("POST", url, what=what, data=form, headers=hdrs)
+
+
+def authenticate(client: ClientCredentials, form: dict[str, Any], headers: dict[str, str]) -> None:
+    """Client authentication at the token/revocation endpoints (RFC 6749 §2.3.1).
+
+    ``basic`` form-encodes id and secret before base64, as §2.3.1 requires; ``post`` sends them in
+    the body; a client without a secret (public client) sends only its ``client_id``.
+    """
+    if client.client_secret and client.style == "basic":
+        raw = f"{quote(client.client_id, safe='')}:{quote(client.client_secret, safe='')}"
+        headers["Authorization"] = "Basic " + base64.b64encode(raw.encode()).decode()
+    elif client.client_secret:
+        form["client_id"] = client.client_id
+        form["client_secret"] = client.client_secret
+    else:
+        form["client_id"] = client.client_id
+
+
+def error_from_reply(reply: Reply, what: str) -> TokenError:
+    """The error an unsuccessful reply stands for (RFC 6749 §5.2 body when there is one)."""
+    data = reply.data if isinstance(reply.data, dict) else {}
+    error = data.get("error")
+    description = data.get("error_description")
+    if not isinstance(error, str) or not error:
+        return InvalidResponse(f"{what}: unexpected HTTP {reply.status} without an OAuth error",
+                               status_code=reply.status)
+    description = description if isinstance(description, str) else None
+    text = f"{what}: {description}" if description else what
+    cls = LoginRequired if error == "invalid_grant" else TokenError
+    return cls(text, error=error, status_code=reply.status)
+
+
+@dataclass(frozen=True, repr=False)
+class TokenResponse:
+    """A successful token response (RFC 6749 §5.1), validated."""
+
+    access_token: AccessToken
+    refresh_token: str | None
+    id_token: str | None
+    raw: Mapping[str, Any]
+
+    def __repr__(self) -> str:
+        return f"TokenResponse({self.access_token!r}, refresh_token={'<redacted>' if self.refresh_token else None})"
+
+
+def parse_token_response(reply: Reply, *, what: str, now: float, requested_scope: str | None = None,
+                         resource: str | None = None, issuer: str | None = None,
+                         client_id: str | None = None) -> TokenResponse:
+    """Check a token endpoint reply and build the :class:`TokenResponse`, or raise saying what was wrong."""
+    if reply.status != 200:
+        raise error_from_reply(reply, what)
+    data = reply.data
+    if not isinstance(data, dict):
+        raise InvalidResponse(f"{what}: expected a JSON object", status_code=reply.status)
+    token = data.get("access_token")
+    if not isinstance(token, str) or not token.strip():
+        raise InvalidResponse(f"{what}: no access_token in the response")
+    token_type = data.get("token_type")
+    if not isinstance(token_type, str) or token_type.lower() not in KNOWN_TOKEN_TYPES:
+        raise InvalidResponse(f"{what}: unsupported token_type {str(token_type)[:40]!r}")
+    expires_in = data.get("expires_in")
+    if expires_in is not None:
+        if isinstance(expires_in, bool) or not isinstance(expires_in, (int, float)):
+            raise InvalidResponse(f"{what}: expires_in must be a number, got {type(expires_in).__name__}")
+        if not 0 < expires_in <= MAX_EXPIRES_IN:
+            raise InvalidResponse(f"{what}: expires_in {expires_in!r} is outside 1 s .. 1 year")
+    for name in ("refresh_token", "id_token", "scope"):
+        if data.get(name) is not None and not isinstance(data[name], str):
+            raise InvalidResponse(f"{what}: {name} must be a string")
+    scope = data.get("scope") or requested_scope  # RFC 6749 §5.1: omitted scope = as requested
+    access = AccessToken(
+        access_token=token,
+        token_type=KNOWN_TOKEN_TYPES[token_type.lower()],
+        expires_at=utc_from_timestamp(now + expires_in) if expires_in is not None else None,
+        scope=scope,
+        resource=resource,
+        obtained_at=utc_from_timestamp(now),
+        issuer=issuer,
+        client_id=client_id,
+    )
+    return TokenResponse(access, data.get("refresh_token") or None, data.get("id_token") or None, data)
