@@ -1,0 +1,82 @@
+"""Client-credentials tokens (RFC 6749 §4.4), cached until shortly before they expire.
+
+Tokens are cached per client, scope, resource and extra parameters. A cold or expiring entry is
+renewed by exactly one request however many threads (or, with a shared store, processes) ask at
+once: the first takes the entry's lock, the others wait and re-read. Failed responses are never cached.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any, Mapping
+
+from .clock import Clock, system_clock
+from .errors import TokenError
+from .protocol import TokenClient
+from .stores import TokenStore
+from .tokens import AccessToken, dumps
+
+log = logging.getLogger(__name__)
+
+
+class ClientTokens:
+    """The client-credentials tokens of all configured clients, through one cache."""
+
+    def __init__(self, clients: Mapping[str | None, TokenClient], cache: TokenStore, *,
+                 defaults: Mapping[str | None, tuple[str | None, str | None]] | None = None,
+                 clock: Clock = system_clock, buffer: float = 60.0, lock_timeout: float = 30.0) -> None:
+        self.clients = clients
+        self.cache = cache
+        #: per client: its configured (scope, resource)
+        self.defaults = dict(defaults or {})
+        self.clock = clock
+        self.buffer = buffer
+        self.lock_timeout = lock_timeout
+
+    def _client(self, name: str | None) -> TokenClient:
+        try:
+            return self.clients[name]
+        except KeyError:
+            label = "the OIDC client's own identity" if name is None else f"client {name!r}"
+            raise TokenError(f"{label} is not configured", error="invalid_client") from None
+
+    def cache_key(self, name: str | None, scope: str | None, resource: str | None,
+                  parameters: Mapping[str, Any] | None) -> str:
+        """A short key that identifies the client (id and token endpoint) and the request."""
+        client = self._client(name)
+        where = client.issuer or client._token_endpoint
+        identity = dumps([client.client_id, where, name, scope, resource, dict(parameters or {})])
+        return "client:" + hashlib.sha256(identity.encode()).hexdigest()
+
+    def get(self, name: str | None = None, *, force_renewal: bool = False, scope: str | None = None,
+            resource: str | None = None, parameters: Mapping[str, Any] | None = None) -> AccessToken:
+        """The client's token, from the cache when it has more than the buffer left."""
+        default_scope, default_resource = self.defaults.get(name, (None, None))
+        scope = scope if scope is not None else default_scope
+        resource = resource if resource is not None else default_resource
+        key = self.cache_key(name, scope, resource, parameters)
+        seen = self.cache.get(key)
+        if seen is not None and not force_renewal:
+            token = AccessToken.from_dict(seen)
+            if not token.renewal_due(self.buffer, self.clock()):
+                return token
+        with self.cache.lock(key, self.lock_timeout):
+            current = self.cache.get(key)
+            if current is not None and (not force_renewal or current != seen):
+                token = AccessToken.from_dict(current)
+                if not token.renewal_due(self.buffer, self.clock()):
+                    return token  # renewed by another caller while we waited
+            response = self._client(name).client_credentials(scope=scope, resource=resource, extra=parameters)
+            token = response.access_token
+            expires_in = token.expires_in(self.clock())
+            self.cache.set(key, token.to_dict(), ttl=expires_in if expires_in is not None else None)
+            log.info("client %s: new client-credentials token (scope=%s, resource=%s, expires at %s)",
+                     name or "(oidc client)", scope, resource, token.expires_at)
+            return token
+
+    def evict(self, name: str | None = None, *, scope: str | None = None, resource: str | None = None,
+              parameters: Mapping[str, Any] | None = None) -> None:
+        """Drop a cached token so that the next call requests a new one."""
+        default_scope, default_resource = self.defaults.get(name, (None, None))
+        self.cache.delete(self.cache_key(name, scope if scope is not None else default_scope,
+                                         resource if resource is not None else default_resource, parameters))

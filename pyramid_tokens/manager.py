@@ -1,0 +1,213 @@
+"""``TokenManager``: everything the package does, without Pyramid.
+
+Workers, scripts and notebooks use it directly; the Pyramid layer builds one per application and
+binds it to requests. It owns the provider clients (one discovery per authority), the client token
+cache, the user token store and the named HTTP clients.
+"""
+from __future__ import annotations
+
+import configparser
+import logging
+import os
+import threading
+from typing import Any, Callable, Mapping
+
+import requests
+
+from .clienttokens import ClientTokens
+from .clock import Clock, system_clock
+from .discovery import Discovery
+from .errors import ConfigurationError, LoginRequired
+from .httpclient import NamedClient
+from .oidc import OidcClient
+from .options import Options, parse_settings
+from .protocol import TokenClient
+from .stores import BeakerStore, MemoryStore, TokenStore
+from .tokens import AccessToken
+from .transport import Transport
+from .usertokens import UserTokens
+
+log = logging.getLogger(__name__)
+
+#: the handle of the one user a plain-Python manager holds (after ``device_login``)
+LOCAL_USER = "local-user"
+
+
+def read_ini(path: str, section: str = "app:main") -> dict[str, str]:
+    """The settings of one .ini section, with pserve's ``%(here)s`` and ``%(__file__)s`` interpolation."""
+    path = os.path.abspath(path)
+    parser = configparser.ConfigParser(
+        defaults={"here": os.path.dirname(path), "__file__": path},
+        interpolation=configparser.BasicInterpolation(),
+    )
+    parser.optionxform = str  # type: ignore[assignment,method-assign]  # keys are case-sensitive
+    if not parser.read(path, encoding="utf-8"):
+        raise ConfigurationError(path, "cannot read the file")
+    if not parser.has_section(section):
+        raise ConfigurationError(path, f"has no [{section}] section")
+    return {k: v for k, v in parser.items(section) if k not in ("here", "__file__")}
+
+
+def user_store_from_settings(settings: Mapping[str, Any], options: Options, clock: Clock) -> TokenStore | None:
+    """The server-side store for user tokens implied by ``tokens.store`` and Beaker's ``session.*``.
+
+    ``None`` means "inside the session itself" (cookie-backed Beaker sessions).
+    """
+    if options.store != "session":
+        return redis_store(options.store, "tokens.store")
+    kind = str(settings.get("session.type") or "memory")
+    if kind == "cookie":
+        return None
+    if kind == "memory":
+        return MemoryStore(clock)
+    args = {key[len("session."):]: value for key, value in settings.items()
+            if key in ("session.data_dir", "session.lock_dir", "session.url")}
+    return BeakerStore(kind, clock=clock, **args)
+
+
+def redis_store(url: str, key: str) -> TokenStore:
+    try:
+        from .redis import RedisStore  # type: ignore[import-not-found]
+    except ImportError:
+        raise ConfigurationError(key, "Redis stores need pyramid_tokens.redis (install pyramid_tokens[redis])",
+                                 url) from None
+    return RedisStore(url)
+
+
+class TokenManager:
+    """Client-credentials tokens, user tokens and named HTTP clients for one configuration."""
+
+    def __init__(self, options: Options, *, clock: Clock = system_clock, session: requests.Session | None = None,
+                 user_store: TokenStore | None = None, client_cache: TokenStore | None = None,
+                 rotations: TokenStore | None = None, session_ttl: float | None = None) -> None:
+        self.options = options
+        self.clock = clock
+        self.transport = Transport(session, timeout=options.timeout)
+        self._discoveries: dict[str, Discovery] = {}
+        self.oidc: OidcClient | None = None
+        if options.oidc is not None:
+            self.oidc = OidcClient(options.oidc, transport=self.transport, clock=clock,
+                                   discovery=self.discovery(options.oidc.authority))
+        clients: dict[str | None, TokenClient] = {}
+        for name, opts in options.clients.items():
+            if name is None and self.oidc is not None:
+                clients[None] = self.oidc
+                continue
+            clients[name] = TokenClient(opts.credentials, transport=self.transport, clock=clock,
+                                        discovery=self.discovery(opts.authority) if opts.authority else None,
+                                        token_endpoint=opts.token_endpoint)
+        if client_cache is None:
+            client_cache = redis_store(options.cache, "tokens.cache") if options.cache != "memory" \
+                else MemoryStore(clock)
+        self.client_tokens = ClientTokens(
+            clients, client_cache, clock=clock, buffer=options.cache_lifetime_buffer,
+            defaults={name: (o.scope, o.resource) for name, o in options.clients.items()},
+        )
+        self.user_tokens: UserTokens | None = None
+        if self.oidc is not None:
+            store = user_store or MemoryStore(clock)
+            self.user_tokens = UserTokens(
+                self.oidc, store, rotations=rotations or (store if user_store else MemoryStore(clock)),
+                clock=clock, refresh_before_expiration=options.refresh_before_expiration, ttl=session_ttl,
+                validate_id_token=self.oidc.validate_refreshed_id_token,
+            )
+        self._named: dict[str, NamedClient] = {}
+        self._named_lock = threading.Lock()
+
+    # -- construction ------------------------------------------------------------------------------
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], **kwargs: Any) -> "TokenManager":
+        """From a settings dict with ``oidc.*`` and ``tokens.*`` keys (``session.*`` picks the user store)."""
+        options = parse_settings(settings)
+        clock = kwargs.get("clock", system_clock)
+        if "user_store" not in kwargs and options.store != "session":
+            kwargs["user_store"] = user_store_from_settings(settings, options, clock)
+        return cls(options, **kwargs)
+
+    @classmethod
+    def from_ini(cls, path: str, section: str = "app:main", **kwargs: Any) -> "TokenManager":
+        """From an .ini file, as ``pserve`` reads it (``%(here)s`` is the file's folder)."""
+        return cls.from_settings(read_ini(path, section), **kwargs)
+
+    def discovery(self, authority: str) -> Discovery:
+        """The (shared) discovery of ``authority``."""
+        key = authority.rstrip("/")
+        if key not in self._discoveries:
+            self._discoveries[key] = Discovery(key, self.transport, clock=self.clock)
+        return self._discoveries[key]
+
+    # -- tokens ------------------------------------------------------------------------------------
+    def get_client_access_token(self, name: str | None = None, *, force_renewal: bool = False,
+                                scope: str | None = None, resource: str | None = None,
+                                parameters: Mapping[str, Any] | None = None) -> AccessToken:
+        """A client-credentials token of ``name`` (``None``: the OIDC client's own identity)."""
+        return self.client_tokens.get(name, force_renewal=force_renewal, scope=scope, resource=resource,
+                                      parameters=parameters)
+
+    def _users(self) -> UserTokens:
+        if self.user_tokens is None:
+            raise LoginRequired("user tokens need the oidc.* login settings")
+        return self.user_tokens
+
+    def get_user_access_token(self, *, force_renewal: bool = False, resource: str | None = None,
+                              handle: str = LOCAL_USER, store: TokenStore | None = None) -> AccessToken:
+        """The user's access token, refreshed first when due (plain Python: the ``device_login`` user)."""
+        return self._users().get_access_token(handle, force_renewal=force_renewal, resource=resource, store=store)
+
+    def revoke_user_refresh_token(self, *, handle: str = LOCAL_USER, store: TokenStore | None = None) -> bool:
+        """Revoke the user's refresh token at the provider and forget it."""
+        return self._users().revoke_refresh_token(handle, store=store)
+
+    # -- named HTTP clients --------------------------------------------------------------------------
+    def named_client(self, name: str) -> NamedClient:
+        """The shared :class:`NamedClient` (one connection pool) of ``tokens.http.NAME``."""
+        client = self._named.get(name)
+        if client is None:
+            with self._named_lock:
+                client = self._named.get(name)
+                if client is None:
+                    try:
+                        opts = self.options.http[name]
+                    except KeyError:
+                        raise ConfigurationError(f"tokens.http.{name}", "no such named HTTP client") from None
+                    client = self._named[name] = NamedClient(
+                        name, opts.base_url, retry=opts.retry, timeout=opts.timeout,
+                        replay_unsafe_methods=opts.replay_unsafe_methods)
+        return client
+
+    def token_source(self, name: str, *, handle: str = LOCAL_USER,
+                     store: TokenStore | None = None) -> Callable[[bool], AccessToken] | None:
+        """What the named client ``name`` attaches: ``(force_renewal) -> AccessToken``."""
+        opts = self.options.http[name]
+        if opts.token == "none":
+            return None
+        if opts.token == "user":
+            return lambda force: self.get_user_access_token(force_renewal=force, handle=handle, store=store)
+        client = opts.client_name
+        return lambda force: self.get_client_access_token(client, force_renewal=force)
+
+    def http_client(self, name: str, *, handle: str = LOCAL_USER, store: TokenStore | None = None) -> requests.Session:
+        """A ``requests.Session`` for ``tokens.http.NAME``: base URL, token, retries, renewal on 401."""
+        client = self.named_client(name)
+        return client.session(self.token_source(name, handle=handle, store=store))
+
+    def add_http_client(self, options: Any) -> None:
+        """Register a named HTTP client given as :class:`~pyramid_tokens.options.HttpClientOptions`."""
+        self.options = _replace_mapping(self.options, "http", options.name, options)
+
+    def close(self) -> None:
+        """Close connection pools."""
+        for client in self._named.values():
+            client.close()
+        self.transport.session.close()
+
+    def __repr__(self) -> str:
+        names = ", ".join(repr(n or "(oidc)") for n in self.options.clients)
+        return (f"TokenManager(authority={self.options.oidc.authority if self.options.oidc else None!r}, "
+                f"clients=[{names}], http=[{', '.join(map(repr, self.options.http))}])")
+
+
+def _replace_mapping(options: Options, field: str, key: Any, value: Any) -> Options:
+    from dataclasses import replace
+
+    return replace(options, **{field: {**getattr(options, field), key: value}})

@@ -1,0 +1,175 @@
+"""User tokens: the logged-in user's access, refresh and ID tokens, refreshed when due (RFC 6749 §6).
+
+The token set of one login lives in a :class:`~pyramid_tokens.stores.TokenStore` under a random
+*handle* that the user's session carries. Reading a valid token costs one store read and no I/O
+beyond it. Renewal is single-flight: the caller that takes the handle's lock refreshes; the others
+wait, re-read and use the result. Providers rotate refresh tokens, so a request that still holds an
+old token set (a stale cookie, a process that read before the rotation) must not send the used
+refresh token: a short-lived *rotation record*, keyed by the SHA-256 of the used refresh token,
+hands it the result instead of an ``invalid_grant``.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any
+
+from .clock import Clock, system_clock
+from .errors import LoginRequired, ProviderUnavailable, TokenError
+from .protocol import TokenClient
+from .stores import TokenStore
+from .tokens import AccessToken
+from .transport import TokenResponse
+
+log = logging.getLogger(__name__)
+
+#: how long a rotation record lets stale holders of a used refresh token catch up
+ROTATION_GRACE = 60.0
+
+
+def rotation_key(refresh_token: str) -> str:
+    return "rotated:" + hashlib.sha256(refresh_token.encode()).hexdigest()
+
+
+def token_of(record: dict[str, Any], resource: str | None) -> AccessToken | None:
+    """The record's access token for ``resource`` (``None``: the login's own token)."""
+    data = record.get("access") if resource is None else (record.get("resources") or {}).get(resource)
+    return AccessToken.from_dict(data) if data else None
+
+
+class UserTokens:
+    """Reads, renews, revokes and forgets users' token sets."""
+
+    def __init__(self, client: TokenClient, store: TokenStore, *, rotations: TokenStore | None = None,
+                 clock: Clock = system_clock, refresh_before_expiration: float = 60.0, ttl: float | None = None,
+                 lock_timeout: float = 30.0, validate_id_token: Any = None) -> None:
+        self.client = client
+        self.store = store
+        self.rotations = rotations or store
+        self.clock = clock
+        self.margin = refresh_before_expiration
+        self.ttl = ttl
+        self.lock_timeout = lock_timeout
+        #: ``(TokenResponse, sub) -> claims`` checking a refreshed ID token; ``None`` skips the check
+        self.validate_id_token = validate_id_token
+
+    # -- login and logout ---------------------------------------------------------------------------
+    def save_login(self, handle: str, tokens: TokenResponse, sub: str, *, store: TokenStore | None = None,
+                   extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Store the token set of a new login under ``handle``."""
+        record = {
+            "sub": sub,
+            "access": tokens.access_token.to_dict(),
+            "refresh_token": tokens.refresh_token,
+            "id_token": tokens.id_token,
+            "resources": {},
+            "generation": 1,
+            "refreshes": 0,
+            **(extra or {}),
+        }
+        (store or self.store).set(handle, record, self.ttl)
+        return record
+
+    def record(self, handle: str, *, store: TokenStore | None = None) -> dict[str, Any] | None:
+        """The stored token set (for display: refresh count, expiry, ID token)."""
+        return (store or self.store).get(handle)
+
+    def forget(self, handle: str, *, store: TokenStore | None = None) -> None:
+        (store or self.store).delete(handle)
+
+    # -- the access token ----------------------------------------------------------------------------
+    def get_access_token(self, handle: str, *, force_renewal: bool = False, resource: str | None = None,
+                         store: TokenStore | None = None) -> AccessToken:
+        """The user's access token (for ``resource``), refreshed first when it is due."""
+        store = store or self.store
+        seen = store.get(handle)
+        if seen is None:
+            raise LoginRequired("no user is logged in")
+        token = token_of(seen, resource)
+        if token is not None and not force_renewal and not token.renewal_due(self.margin, self.clock()):
+            return token
+        return self._renew(handle, store, seen, resource, force_renewal)
+
+    def _renew(self, handle: str, store: TokenStore, seen: dict[str, Any], resource: str | None,
+               force: bool) -> AccessToken:
+        with store.lock(handle, self.lock_timeout):
+            record = store.get(handle)
+            if record is None:
+                raise LoginRequired("the user's tokens were cleared")
+            token = token_of(record, resource)
+            renewed_meanwhile = record.get("generation") != seen.get("generation")
+            if token is not None and (renewed_meanwhile or not force) and \
+                    not token.renewal_due(self.margin, self.clock()):
+                return token  # another caller renewed while we waited
+            refresh_token = record.get("refresh_token")
+            if not refresh_token:
+                if token is not None and not token.is_expired(self.clock()):
+                    return token
+                raise LoginRequired("the access token expired and there is no refresh token")
+            adopted = self.rotations.get(rotation_key(refresh_token))
+            if adopted is not None and adopted.get("sub") == record.get("sub"):
+                log.info("user %s: refresh token already rotated by another request; adopting its result",
+                         record.get("sub"))
+                record = adopted
+                store.set(handle, record, self.ttl)
+                token = token_of(record, resource)
+                if token is not None and not token.renewal_due(self.margin, self.clock()):
+                    return token
+                refresh_token = record["refresh_token"]
+            return self._refresh(handle, store, record, refresh_token, resource, token)
+
+    def _refresh(self, handle: str, store: TokenStore, record: dict[str, Any], refresh_token: str,
+                 resource: str | None, current: AccessToken | None) -> AccessToken:
+        sub = record.get("sub")
+        try:
+            tokens = self.client.refresh(refresh_token, resource=resource)
+        except LoginRequired as exc:
+            log.warning("user %s: refresh token refused (%s); login required", sub, exc.error)
+            store.delete(handle)
+            raise LoginRequired("the refresh token is no longer accepted; please log in again",
+                                error=exc.error) from None
+        except ProviderUnavailable as exc:
+            if current is not None and not current.is_expired(self.clock()):
+                log.warning("user %s: refresh failed (%s); using the current token until it expires at %s",
+                            sub, exc, current.expires_at)
+                return current
+            raise
+        updated = dict(record)
+        updated["refresh_token"] = tokens.refresh_token or refresh_token  # keep it when not rotated
+        updated["generation"] = int(record.get("generation") or 0) + 1
+        updated["refreshes"] = int(record.get("refreshes") or 0) + 1
+        if resource is None:
+            updated["access"] = tokens.access_token.to_dict()
+        else:
+            updated["resources"] = {**(record.get("resources") or {}), resource: tokens.access_token.to_dict()}
+        if tokens.id_token:
+            try:
+                if self.validate_id_token is not None:
+                    self.validate_id_token(tokens, sub)
+                updated["id_token"] = tokens.id_token
+            except TokenError as exc:
+                # The rotated refresh token must not be lost over a bad ID token: keep the old ID token.
+                log.warning("user %s: refreshed ID token rejected (%s); keeping the previous one", sub, exc)
+        store.set(handle, updated, self.ttl)
+        if tokens.refresh_token and tokens.refresh_token != refresh_token:
+            self.rotations.set(rotation_key(refresh_token), updated, ROTATION_GRACE)
+        log.info("user %s: refreshed access token%s (refresh #%d, expires at %s)", sub,
+                 f" for {resource}" if resource else "", updated["refreshes"], tokens.access_token.expires_at)
+        return tokens.access_token
+
+    # -- revocation -----------------------------------------------------------------------------------
+    def revoke_refresh_token(self, handle: str, *, store: TokenStore | None = None) -> bool:
+        """Revoke the refresh token at the provider (RFC 7009) and forget it; idempotent.
+
+        Returns True when the provider confirmed the revocation. The token is forgotten locally even
+        when the provider cannot be reached; the error is raised afterwards so the caller knows.
+        """
+        store = store or self.store
+        with store.lock(handle, self.lock_timeout):
+            record = store.get(handle)
+            refresh_token = record.get("refresh_token") if record else None
+            if not refresh_token:
+                return False
+            store.set(handle, {**record, "refresh_token": None, "generation": int(record.get("generation") or 0) + 1},
+                      self.ttl)
+        return self.client.revoke(refresh_token, hint="refresh_token")
