@@ -17,8 +17,6 @@ from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 from urllib.parse import urlencode
 
-from oauthlib.oauth2.rfc6749.parameters import prepare_grant_uri
-
 from .errors import InvalidResponse, LoginFailed, TokenError
 from .idtoken import validate_id_token
 from .options import OidcOptions
@@ -92,19 +90,19 @@ class OidcClient(TokenClient):
             created_at=self.clock(),
         )
         assert self.discovery is not None
-        url = prepare_grant_uri(
-            self.discovery.metadata()["authorization_endpoint"],
-            self.client_id,
-            "code",
-            redirect_uri=redirect_uri,
-            scope=self.options.scope,
-            state=pending.state,
-            code_challenge=pkce_challenge(pending.code_verifier),
-            code_challenge_method="S256",
-            nonce=pending.nonce,
+        endpoint = self.discovery.metadata()["authorization_endpoint"]
+        query = urlencode({
+            "response_type": "code",
+            "client_id": self.client_id,
+            "redirect_uri": redirect_uri,
+            "scope": self.options.scope,
+            "state": pending.state,
+            "nonce": pending.nonce,
+            "code_challenge": pkce_challenge(pending.code_verifier),
+            "code_challenge_method": "S256",
             **extra,
-        )
-        return url, pending
+        })
+        return endpoint + ("&" if "?" in endpoint else "?") + query, pending
 
     def complete_login(self, params: Mapping[str, str], pending: PendingLogin) -> LoginResult:
         """Check the authorization response, exchange the code and validate what comes back."""

@@ -46,13 +46,19 @@ def as_seconds_list(key: str, value: Any) -> tuple[float, ...]:
     return tuple(as_seconds(key, item) for item in items)
 
 
-def as_url(key: str, value: Any, *, relative_ok: bool = False) -> str:
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def as_url(key: str, value: Any, *, relative_ok: bool = False, tls: bool = False) -> str:
+    """An absolute http(s) URL; with ``tls``, plain http only for loopback hosts (development)."""
     text = str(value or "").strip()
     parts = urlsplit(text)
     if relative_ok and text.startswith("/") and not text.startswith("//"):
         return text
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigurationError(key, "expected an absolute http(s) URL", value)
+    if tls and parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+        raise ConfigurationError(key, "must use https (plain http is allowed for loopback addresses only)", value)
     return text
 
 
@@ -135,8 +141,8 @@ class ClientCredentialsOptions:
                 client_secret=str(client_secret) if client_secret else None,
                 style=as_choice(f"{prefix}client_credential_style", client_credential_style, CREDENTIAL_STYLES),
             ),
-            token_endpoint=as_url(f"{prefix}token_endpoint", token_endpoint) if token_endpoint else None,
-            authority=as_url(f"{prefix}authority", authority).rstrip("/") if authority else None,
+            token_endpoint=as_url(f"{prefix}token_endpoint", token_endpoint, tls=True) if token_endpoint else None,
+            authority=as_url(f"{prefix}authority", authority, tls=True).rstrip("/") if authority else None,
             scope=as_scope(scope),
             resource=as_url(f"{prefix}resource", resource) if resource else None,
         )
@@ -227,7 +233,7 @@ def parse_settings(settings: Mapping[str, Any]) -> Options:
     clients: dict[str | None, ClientCredentialsOptions] = {}
     style = get("tokens.client_credential_style", "basic")
     if get("oidc.authority"):
-        authority = as_url("oidc.authority", get("oidc.authority")).rstrip("/")
+        authority = as_url("oidc.authority", get("oidc.authority"), tls=True).rstrip("/")
         if not get("oidc.client_id"):
             raise ConfigurationError("oidc.client_id", "is required with oidc.authority")
         credentials = ClientCredentials(

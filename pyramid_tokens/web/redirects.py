@@ -1,0 +1,26 @@
+"""Same-site redirect targets only: ``came_from`` and post-logout paths cannot leave the site.
+
+Browsers treat ``//host``, ``/\\host`` and ``\\\\host`` as other sites, and strip tabs and newlines
+inside URLs, so a safe target is a path that starts with exactly one ``/`` and contains none of
+them, before and after percent-decoding.
+"""
+from __future__ import annotations
+
+from urllib.parse import unquote, urlsplit
+
+_FORBIDDEN = set("\\\t\r\n\x00")
+
+
+def safe_path(target: object, default: str = "/") -> str:
+    """``target`` when it is a same-site path (with query), else ``default``."""
+    if not isinstance(target, str) or not target or len(target) > 2048:
+        return default
+    for candidate in (target, unquote(target), unquote(unquote(target))):
+        if not candidate.startswith("/") or candidate.startswith("//") or _FORBIDDEN & set(candidate):
+            return default
+        if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in candidate):
+            return default
+        parts = urlsplit(candidate)
+        if parts.scheme or parts.netloc:
+            return default
+    return target

@@ -1,0 +1,186 @@
+"""Login, callback and logout views, and the login challenge.
+
+Login: authorization code flow with PKCE, ``state`` and ``nonce`` (kept per login in the session so
+several tabs may log in at once); ``came_from`` accepted only as a same-site path. Callback: the
+checks of :meth:`~pyramid_tokens.oidc.OidcClient.complete_login`, then a NEW session id (no
+fixation) holding only a handle to the tokens and the user's claims. Logout: POST with a CSRF
+token (a GET shows a confirmation form), revocation, and RP-initiated logout at the provider.
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+from html import escape
+from typing import Any
+
+from pyramid.csrf import check_csrf_token, get_csrf_token
+from pyramid.httpexceptions import HTTPBadRequest, HTTPFound, HTTPServiceUnavailable
+from pyramid.request import Request
+from pyramid.response import Response
+
+from ..errors import LoginRequired, ProviderUnavailable, TokenError
+from ..html import page
+from ..oidc import PendingLogin
+from .redirects import safe_path
+from .request import HANDLE, IDENTITY
+
+log = logging.getLogger(__name__)
+
+LOGINS = "pyramid_tokens.logins"
+#: logins in progress remembered per session (several tabs)
+MAX_PENDING = 5
+
+
+def _manager(request: Request) -> Any:
+    return request.registry["pyramid_tokens.manager"]
+
+
+def _no_store(response: Response) -> Response:
+    response.cache_control = "no-store"
+    return response
+
+
+def _failure(request: Request, message: str, status: int = 400) -> Response:
+    body = (f"<p class='error'>{escape(message)}</p>"
+            f"<p><a class='button' href='{escape(request.route_path('pyramid_tokens.login'))}'>Try again</a> "
+            f"<a href='{escape(request.application_url)}/'>Home</a></p>")
+    return _no_store(Response(page("Login failed", body), status=status, content_type="text/html"))
+
+
+# -- login ------------------------------------------------------------------------------------------
+def login_view(request: Request) -> Response:
+    """Start a login: remember state, nonce and PKCE verifier, redirect to the provider."""
+    manager = _manager(request)
+    came_from = safe_path(request.params.get("came_from"), "/")
+    try:
+        url, pending = manager.oidc.begin_login(request.route_url("pyramid_tokens.callback"), came_from)
+    except ProviderUnavailable as exc:
+        log.warning("login unavailable: %s", exc)
+        return _failure(request, "The login provider is unavailable right now. Please try again shortly.", 503)
+    logins = dict(request.session.get(LOGINS) or {})
+    logins[pending.state] = pending.to_dict()
+    request.session[LOGINS] = dict(sorted(logins.items(), key=lambda kv: kv[1]["created_at"])[-MAX_PENDING:])
+    return _no_store(HTTPFound(location=url))
+
+
+def callback_view(request: Request) -> Response:
+    """Finish a login; on any failure show why, and keep no login in the session."""
+    manager = _manager(request)
+    logins = dict(request.session.get(LOGINS) or {})
+    state = request.GET.get("state")
+    data = logins.pop(state, None) if isinstance(state, str) else None
+    if data is None:
+        if logins != request.session.get(LOGINS):
+            request.session[LOGINS] = logins
+        return _failure(request, "This login response does not belong to a login started in this browser "
+                                 "(state missing or unknown).")
+    request.session[LOGINS] = logins
+    try:
+        result = manager.oidc.complete_login(request.GET, PendingLogin.from_dict(data))
+    except ProviderUnavailable as exc:
+        log.warning("login failed: %s", exc)
+        return _failure(request, "The login provider is unavailable right now. Please try again shortly.", 503)
+    except TokenError as exc:
+        log.warning("login failed: %s", exc)
+        return _failure(request, f"The login could not be completed: {exc.error_description or exc.error}")
+    # A new session id at login: whatever id an attacker planted before is worthless now.
+    old_handle = request.session.get(HANDLE)
+    logins_left = request.session.get(LOGINS)
+    request.session.invalidate()
+    binding = request.user_tokens
+    if old_handle:
+        manager.user_tokens.forget(old_handle, store=binding.store)
+    handle = secrets.token_urlsafe(32)
+    request.session[HANDLE] = handle
+    request.session[IDENTITY] = {"sub": result.sub, "claims": _json_claims(result.claims)}
+    if logins_left:
+        request.session[LOGINS] = logins_left
+    manager.user_tokens.save_login(handle, result.tokens, result.sub, store=binding.store)
+    return _no_store(HTTPFound(location=safe_path(data.get("came_from"), "/")))
+
+
+def _json_claims(claims: Any) -> dict[str, Any]:
+    """The claims worth keeping in the session (JSON-serialisable, no token-related values)."""
+    skip = {"at_hash", "c_hash", "nonce", "sid"}
+    return {k: v for k, v in claims.items() if k not in skip}
+
+
+# -- logout -----------------------------------------------------------------------------------------
+def logout_view(request: Request) -> Response:
+    """GET: a confirmation form. POST (CSRF-checked): revoke, end the session, log out at the provider."""
+    if request.method != "POST":
+        token = escape(get_csrf_token(request))
+        body = (f"<p>Log out of this application?</p><form method='post' action='{escape(request.path)}'>"
+                f"<input type='hidden' name='csrf_token' value='{token}'><button>Log out</button></form>")
+        return _no_store(Response(page("Log out", body), content_type="text/html"))
+    if not check_csrf_token(request, raises=False):
+        raise HTTPBadRequest("Logout needs the form's CSRF token.")
+    manager = _manager(request)
+    options = manager.options
+    binding = request.user_tokens
+    handle = binding.handle
+    id_token = None
+    if handle and manager.user_tokens is not None:
+        record = binding.record() or {}
+        id_token = record.get("id_token")
+        if options.revoke_on_logout:
+            try:
+                binding.manager.revoke_user_refresh_token(handle=handle, store=binding.store)
+            except TokenError as exc:
+                log.warning("logout: the refresh token could not be revoked at the provider (%s)", exc)
+        manager.user_tokens.forget(handle, store=binding.store)
+    request.session.invalidate()
+    target = options.oidc.post_logout_redirect
+    absolute = request.application_url + target if target.startswith("/") else target
+    url = None
+    if handle:
+        try:
+            url = manager.oidc.end_session_url(id_token_hint=id_token, post_logout_redirect_uri=absolute,
+                                               state=secrets.token_urlsafe(16))
+        except TokenError as exc:
+            log.warning("logout: provider logout skipped (%s)", exc)
+    return _no_store(HTTPFound(location=url or absolute))
+
+
+# -- the challenge ----------------------------------------------------------------------------------
+def wants_json(request: Request) -> bool:
+    """API and XHR callers get a 401; browsers (which name ``text/html`` explicitly) get a redirect."""
+    if request.headers.get("X-Requested-With", "").lower() == "xmlhttprequest" or "Authorization" in request.headers:
+        return True
+    parsed = getattr(request.accept, "parsed", None) or []
+    quality = {media.lower(): q for media, q, *_ in parsed}
+    return quality.get("text/html", 0) <= 0 or quality.get("application/json", 0) > quality["text/html"]
+
+
+def challenge(request: Request, exc: LoginRequired) -> Response:
+    """Redirect to login with ``came_from``, or answer 401 with ``WWW-Authenticate``."""
+    try:
+        login = request.route_path("pyramid_tokens.login")
+    except KeyError:
+        login = None
+    if login is None or wants_json(request):
+        response = Response(json_body={"error": exc.error, "error_description": exc.error_description,
+                                       "login_url": login}, status=401)
+        realm = request.registry.settings.get("tokens.realm", "pyramid_tokens")
+        response.headers["WWW-Authenticate"] = f'OpenIDConnect realm="{realm}", error="{exc.error}"' + \
+            (f', login_url="{login}"' if login else "")
+        return _no_store(response)
+    came_from = safe_path(request.path_qs if request.method == "GET" else "/", "/")
+    return _no_store(HTTPFound(location=request.route_path("pyramid_tokens.login", _query={"came_from": came_from})))
+
+
+def login_required_view(exc: LoginRequired, request: Request) -> Response:
+    """Exception view, so an application's catch-all exception view cannot turn this into a 500."""
+    return challenge(request, exc)
+
+
+def provider_unavailable_view(exc: ProviderUnavailable, request: Request) -> Response:
+    """The provider is down and no usable token is left: a 503 the user can retry, not a 500."""
+    log.warning("%s %s: %s", request.method, request.path, exc)
+    if wants_json(request):
+        response = Response(json_body={"error": exc.error, "error_description": exc.error_description}, status=503)
+    else:
+        response = Response(page("Temporarily unavailable", "<p>The login provider is unavailable right now. "
+                                 "Please try again in a moment.</p>"), status=503, content_type="text/html")
+    response.headers["Retry-After"] = "5"
+    return _no_store(response)
