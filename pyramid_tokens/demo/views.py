@@ -1,0 +1,165 @@
+"""The demo's pages: who you are, your token counting down, calls to the API with user and client tokens."""
+from __future__ import annotations
+
+import json
+from html import escape
+from typing import Any
+
+import requests
+from pyramid.config import Configurator
+from pyramid.csrf import get_csrf_token
+from pyramid.httpexceptions import HTTPFound
+from pyramid.request import Request
+from pyramid.response import Response
+
+from ..display import countdown
+from ..errors import TokenError
+from ..html import page, table
+
+COUNTDOWN_JS = """<script>
+for (const el of document.querySelectorAll('[data-expires]')) {
+  const end = Number(el.dataset.expires) * 1000;
+  const tick = () => { const s = Math.round((end - Date.now()) / 1000);
+    el.textContent = s > 0 ? `${Math.floor(s / 60)} min ${s % 60} s` : `expired ${-s} s ago`; };
+  tick(); setInterval(tick, 1000);
+}
+</script>"""
+
+
+def includeme(config: Configurator) -> None:
+    config.add_route("demo.home", "/")
+    config.add_route("demo.call_api", "/call-api")
+    config.add_route("demo.client_api", "/client-api")
+    config.add_route("demo.refresh", "/refresh")
+    config.add_route("demo.revoke", "/revoke")
+    config.add_route("demo.health", "/health")
+    config.scan(".views")
+
+
+def _form(request: Request, route: str, label: str) -> str:
+    return (f"<form method='post' action='{escape(request.route_path(route))}'>"
+            f"<input type='hidden' name='csrf_token' value='{escape(get_csrf_token(request))}'>"
+            f"<button>{escape(label)}</button></form>")
+
+
+def _html(title: str, body: str) -> Response:
+    response = Response(page(title, body + COUNTDOWN_JS), content_type="text/html")
+    response.cache_control = "no-store"
+    return response
+
+
+def _nav(request: Request) -> str:
+    links = [("Home", "demo.home"), ("Call the API as you", "demo.call_api"),
+             ("Call the API as the app (client credentials)", "demo.client_api")]
+    return "<p>" + " · ".join(f"<a href='{escape(request.route_path(r))}'>{escape(t)}</a>" for t, r in links) + "</p>"
+
+
+def token_rows(token: Any, record: dict[str, Any] | None = None) -> list[tuple[str, object]]:
+    rows: list[tuple[str, object]] = [
+        ("token type", token.token_type),
+        ("scope", token.scope or "—"),
+        ("expires at", f"{token.expires_at:%H:%M:%S} UTC" if token.expires_at else "no expiry"),
+    ]
+    if record is not None:
+        rows.append(("refreshes so far", record.get("refreshes", 0)))
+        rows.append(("refresh token", "held" if record.get("refresh_token") else "none (revoked or not issued)"))
+    return rows
+
+
+def expiry_badge(token: Any) -> str:
+    if not token.expires_at:
+        return ""
+    return (f"<p>Access token expires in <b data-expires='{token.expires_at.timestamp():.0f}'>"
+            f"{escape(countdown(token.expires_in()))}</b>; it is refreshed shortly before.</p>")
+
+
+from pyramid.view import view_config  # noqa: E402
+
+
+@view_config(route_name="demo.health", renderer="string")
+def health(request: Request) -> str:
+    return "ok"
+
+
+@view_config(route_name="demo.home")
+def home(request: Request) -> Response:
+    identity = request.identity
+    if identity is None:
+        login = request.route_path("pyramid_tokens.login")
+        body = (f"<p>You are not logged in. The development provider accepts any user name "
+                f"(try <code>alice</code>, or <code>admin</code> for the admin role).</p>"
+                f"<p><a class='button' href='{escape(login)}'>Log in</a></p>{_nav(request)}")
+        return _html("pyramid_tokens demo", body)
+    message = ""
+    try:
+        token = request.get_user_access_token()
+    except TokenError as exc:
+        return _html("pyramid_tokens demo", f"<p class='error'>{escape(str(exc))}</p>{_nav(request)}")
+    record = request.user_tokens.record()
+    claims = [(k, json.dumps(v) if not isinstance(v, str) else v) for k, v in sorted(identity.claims.items())]
+    body = (f"<p>Logged in as <b>{escape(identity.name)}</b> (sub <code>{escape(identity.sub)}</code>, roles "
+            f"{escape(', '.join(identity.roles) or 'none')}).</p>{message}{expiry_badge(token)}{_nav(request)}"
+            f"<h2>Your access token</h2>{table(token_rows(token, record))}"
+            f"<p>{_form(request, 'demo.refresh', 'Refresh now')}"
+            f"{_form(request, 'demo.revoke', 'Revoke refresh token')}"
+            f"{_form(request, 'pyramid_tokens.logout', 'Log out')}</p>"
+            f"<h2>Your claims</h2>{table(claims)}")
+    return _html("pyramid_tokens demo", body)
+
+
+def _call(session: requests.Session, path: str) -> tuple[str, str]:
+    try:
+        response = session.get(path)
+    except requests.RequestException as exc:
+        return "error", f"{type(exc).__name__}: the API could not be reached"
+    try:
+        shown = json.dumps(response.json(), indent=2)
+    except ValueError:
+        shown = response.text[:500]
+    return f"HTTP {response.status_code}" + (" after a token renewal" if response.history else ""), shown
+
+
+@view_config(route_name="demo.call_api")
+def call_api(request: Request) -> Response:
+    token = request.get_user_access_token()  # LoginRequired → redirect to login, by the package
+    status, shown = _call(request.http_client("user_api"), "whoami")
+    body = (f"{_nav(request)}<p>GET <code>/api/whoami</code> with your access token: <b>{escape(status)}</b></p>"
+            f"{expiry_badge(token)}<pre>{escape(shown)}</pre>")
+    return _html("The API, called as you", body)
+
+
+@view_config(route_name="demo.client_api")
+def client_api(request: Request) -> Response:
+    manager = request.registry["pyramid_tokens.manager"]
+    client = manager.options.http["client_api"].client_name
+    before = _client_token_requests(request)
+    calls = [_call(request.http_client("client_api"), "whoami") for _ in range(3)]
+    token = request.get_client_access_token(client)
+    after = _client_token_requests(request)
+    cache = ""
+    if before is not None and after is not None:
+        cache = (f"<p>Token requests counted by the development provider during these 3 API calls: "
+                 f"<b>{after - before}</b> (0 when the cached token was still good).</p>")
+    body = (f"{_nav(request)}<p>Three calls to <code>/api/whoami</code> with the <code>{escape(str(client))}</code> "
+            f"client-credentials token: {escape(', '.join(c[0] for c in calls))}</p>{cache}{expiry_badge(token)}"
+            f"{table(token_rows(token))}<pre>{escape(calls[-1][1])}</pre>")
+    return _html("The API, called as the application", body)
+
+
+def _client_token_requests(request: Request) -> int | None:
+    provider = request.registry.get("pyramid_tokens.devidp")
+    if provider is None:
+        return None
+    return provider.counters()["token"].get("client_credentials", 0)
+
+
+@view_config(route_name="demo.refresh", request_method="POST", require_csrf=True)
+def refresh(request: Request) -> Response:
+    request.get_user_access_token(force_renewal=True)
+    return HTTPFound(request.route_path("demo.home"))
+
+
+@view_config(route_name="demo.revoke", request_method="POST", require_csrf=True)
+def revoke(request: Request) -> Response:
+    request.revoke_user_refresh_token()
+    return HTTPFound(request.route_path("demo.home"))
