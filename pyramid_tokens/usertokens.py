@@ -103,9 +103,10 @@ class UserTokens:
                 return token  # another caller renewed while we waited
             refresh_token = record.get("refresh_token")
             if not refresh_token:
-                if token is not None and not token.is_expired(self.clock()):
+                # Without a refresh token only a new login renews; a forced renewal (an API's 401) says so.
+                if token is not None and not force and not token.is_expired(self.clock()):
                     return token
-                raise LoginRequired("the access token expired and there is no refresh token")
+                raise LoginRequired("the access token cannot be renewed without a refresh token")
             adopted = self.rotations.get(rotation_key(refresh_token))
             if adopted is not None and adopted.get("sub") == record.get("sub"):
                 log.info("user %s: refresh token already rotated by another request; adopting its result",

@@ -144,6 +144,8 @@ def test_revocation_is_seen_by_the_provider(make_webapp, idp):
                             data={"grant_type": "refresh_token", "refresh_token": refresh_token})
     assert refused.json()["error"] == "invalid_grant"
     assert app.get("/token").status_int == 200  # the access token stays usable until it expires
+    # ...but it can no longer be renewed: a forced renewal (what a 401 from an API asks) needs a new login
+    assert app.get("/token", params={"force": "1"}, headers=JSON, status=401).json["error"] == "login_required"
 
 
 # -- concurrency ---------------------------------------------------------------------------------------
