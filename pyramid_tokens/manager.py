@@ -206,6 +206,20 @@ class TokenManager:
         return (f"TokenManager(authority={self.options.oidc.authority if self.options.oidc else None!r}, "
                 f"clients=[{names}], http=[{', '.join(map(repr, self.options.http))}])")
 
+    def device_login(self, *, scope: str | None = None, display: Callable[[Any], Any] | None = None,
+                     sleep: Callable[[float], None] | None = None, timeout: float | None = None) -> AccessToken:
+        """Log a user in with the device flow (RFC 8628); see :func:`pyramid_tokens.device.device_login`."""
+        from .device import device_login
+
+        return device_login(self, scope=scope, display=display, timeout=timeout,
+                            **({"sleep": sleep} if sleep is not None else {}))
+
+    def _repr_html_(self) -> str:
+        """Jupyter display: authority, clients and cached tokens, the user, named HTTP clients; no values."""
+        from .display import token_manager_html
+
+        return token_manager_html(self)
+
 
 def _replace_mapping(options: Options, field: str, key: Any, value: Any) -> Options:
     from dataclasses import replace
