@@ -50,7 +50,7 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(exclude=["tests", "tests.*", "benchmarks"]),
     include_package_data=True,
-    package_data={"pyramid_tokens": ["py.typed", "templates/*", "devidp/templates/*", "demo/templates/*"]},
+    package_data={"pyramid_tokens": ["py.typed"]},
     zip_safe=False,
     install_requires=requires,
     extras_require=extras,

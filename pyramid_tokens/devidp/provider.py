@@ -1,0 +1,367 @@
+"""The development OpenID provider: its configuration, keys, claims, signing and client authentication.
+
+* OpenID Connect Discovery 1.0 §3 and RFC 8414 §2: provider metadata (:meth:`DevProvider.metadata`),
+  with RFC 9207 §3 ``authorization_response_iss_parameter_supported``.
+* RFC 6749 §2.3.1: ``client_secret_basic`` and ``client_secret_post``, one method per request
+  (:meth:`DevProvider.authenticate_client`).
+* RFC 9068 §2: JWT access tokens (``typ: at+jwt``); RFC 8707 §2: ``aud`` from ``resource``.
+* OpenID Connect Core 1.0 §2 and §3.1.3.6: ID tokens with ``at_hash``; §12.2: refreshed ID tokens
+  keep ``auth_time`` and carry no ``nonce``.
+
+This module holds no HTTP: the oauthlib wiring is in ``oauth.py``/``validator.py``, the Pyramid
+views in ``views.py``.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+import secrets
+import threading
+from typing import Any
+from urllib.parse import unquote_plus
+
+import jwt
+
+from ..clock import Clock, system_clock
+from .counters import Counters
+from .keys import ALGORITHM, KeySet
+from .models import DEFAULT_SCOPES, GRANT_TYPES, DevClient, DevUser
+from .state import DeviceAuthorization, Grant, State, new_user_code
+
+log = logging.getLogger("pyramid_tokens.devidp")
+
+DISCOVERY_PATH = "/.well-known/openid-configuration"
+DEVICE_VERIFICATION_PATH = "/device"
+#: metadata name -> path below the issuer; views.py routes the same paths
+ENDPOINT_PATHS = {
+    "authorization_endpoint": "/authorize",
+    "token_endpoint": "/token",
+    "jwks_uri": "/jwks",
+    "userinfo_endpoint": "/userinfo",
+    "revocation_endpoint": "/revoke",
+    "end_session_endpoint": "/logout",
+    "device_authorization_endpoint": "/device_authorization",
+}
+SECRET_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+CLAIMS_SUPPORTED = [
+    "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp",
+    "name", "preferred_username", "email", "role",
+]  # fmt: skip
+
+
+def basic_credentials(authorization: str | None) -> tuple[str, str] | None:
+    """``(client_id, secret)`` from an ``Authorization: Basic`` header (RFC 6749 §2.3.1), else None.
+
+    Both parts are form-urlencoded before base64 encoding, so they are decoded here. A malformed
+    Basic header gives ``("", "")``, which authenticates nobody.
+    """
+    scheme, _, value = (authorization or "").strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return "", ""
+    client_id, sep, secret = decoded.partition(":")
+    if not sep:
+        return "", ""
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
+def _positive_int(name: str, value: Any, *, allow_zero: bool = False) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} number of seconds")
+    return value
+
+
+class DevProvider:
+    """A development OpenID provider: in-memory, any user name logs in, keys generated at start.
+
+    Serve it with :func:`pyramid_tokens.devidp.make_wsgi_app` or :func:`start_provider`, or
+    include it in a Pyramid app with ``config.include('pyramid_tokens.devidp')``.
+    """
+
+    def __init__(
+        self,
+        issuer: str,
+        clients: tuple[DevClient, ...] | list[DevClient] = (),
+        users: tuple[DevUser, ...] | list[DevUser] = (),
+        *,
+        audience: str = "api",
+        device_interval: int = 5,
+        device_lifetime: int = 600,
+        device_auto_approve: str | None = None,
+        code_lifetime: int = 60,
+        clock: Clock = system_clock,
+    ) -> None:
+        from .oauth import ProviderServer  # oauth.py builds on this class
+
+        self.issuer = issuer
+        self.audience = audience
+        self.device_interval = _positive_int("device_interval", device_interval, allow_zero=True)
+        self.device_lifetime = _positive_int("device_lifetime", device_lifetime)
+        self.device_auto_approve = device_auto_approve or None
+        self.code_lifetime = _positive_int("code_lifetime", code_lifetime)
+        self.clock = clock
+        self.keys = KeySet()
+        self.state = State()
+        self.counter = Counters()
+        self._clients_lock = threading.Lock()
+        self._clients = {client.client_id: client for client in clients or ()}
+        self._users = {user.username: user for user in users or ()}
+        self.server = ProviderServer(self)
+        log.warning(
+            "pyramid_tokens.devidp is a DEVELOPMENT OpenID provider: any user name logs in without a "
+            "password and all state is in memory. Never use it to protect anything real."
+        )
+        if self.device_auto_approve:
+            log.warning(
+                "devidp: device_auto_approve is ON: every device authorization is approved as user %r",
+                self.device_auto_approve,
+            )
+
+    # -- where it lives ----------------------------------------------------------------------------
+    @property
+    def issuer(self) -> str:
+        return self._issuer
+
+    @issuer.setter
+    def issuer(self, value: str) -> None:
+        self._issuer = value.rstrip("/")
+
+    def url(self, path: str) -> str:
+        return f"{self.issuer}{path}"
+
+    @property
+    def verification_uri(self) -> str:
+        return self.url(DEVICE_VERIFICATION_PATH)
+
+    # -- clients and users -------------------------------------------------------------------------
+    @property
+    def clients(self) -> dict[str, DevClient]:
+        """A snapshot of the registered clients by id; use :meth:`add_client` to change them."""
+        with self._clients_lock:
+            return dict(self._clients)
+
+    def add_client(self, client: DevClient) -> None:
+        """Register a client, replacing any client with the same id."""
+        with self._clients_lock:
+            self._clients[client.client_id] = client
+
+    def get_client(self, client_id: str | None) -> DevClient | None:
+        with self._clients_lock:
+            return self._clients.get(client_id or "")
+
+    def user(self, username: str) -> DevUser:
+        """The registered user, or one made up for the name."""
+        return self._users.get(username) or DevUser.for_username(username)
+
+    # -- published documents -----------------------------------------------------------------------
+    def metadata(self) -> dict[str, Any]:
+        """The discovery document (OpenID Connect Discovery 1.0 §3)."""
+        clients = self.clients.values()
+        scopes = sorted(set(DEFAULT_SCOPES).union(*(client.scopes for client in clients)))
+        auth_methods = SECRET_AUTH_METHODS + (["none"] if any(not c.confidential for c in clients) else [])
+        return {
+            "issuer": self.issuer,
+            **{name: self.url(path) for name, path in ENDPOINT_PATHS.items()},
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query", "fragment"],
+            "grant_types_supported": list(GRANT_TYPES),
+            "code_challenge_methods_supported": ["S256"],
+            "token_endpoint_auth_methods_supported": auth_methods,
+            "revocation_endpoint_auth_methods_supported": auth_methods,
+            "id_token_signing_alg_values_supported": [ALGORITHM],
+            "subject_types_supported": ["public"],
+            "scopes_supported": scopes,
+            "claims_supported": CLAIMS_SUPPORTED,
+            "claims_parameter_supported": False,
+            "request_parameter_supported": False,
+            "authorization_response_iss_parameter_supported": True,
+        }
+
+    def jwks(self) -> dict[str, list[dict[str, str]]]:
+        return self.keys.jwks()
+
+    def rotate_keys(self, keep_old: bool = True) -> str:
+        """Sign with a new key from now on; returns its ``kid``. Old keys stay published if ``keep_old``."""
+        key = self.keys.rotate(keep_old=keep_old)
+        log.info("devidp: signing key rotated to kid=%s (old keys kept: %s)", key.kid, keep_old)
+        return key.kid
+
+    # -- counters -----------------------------------------------------------------------------------
+    def counters(self) -> dict[str, Any]:
+        """A snapshot of the request counters (see :mod:`pyramid_tokens.devidp.counters`)."""
+        return self.counter.snapshot()
+
+    def reset_counters(self) -> None:
+        self.counter.reset()
+
+    # -- client authentication (RFC 6749 §2.3) ------------------------------------------------------
+    def authenticate_client(self, request: Any) -> bool:
+        """Authenticate the client of an oauthlib request; the one place that does so.
+
+        ``client_secret_basic`` (Authorization header) or ``client_secret_post`` (body) for
+        clients with a secret, ``none`` (client_id only) for public clients. Using two methods
+        in one request fails (RFC 6749 §2.3). On success sets ``request.client``,
+        ``request.client_id`` and ``request.client_auth_method`` and counts the method.
+        """
+        basic = basic_credentials(request.headers.get("Authorization"))
+        if basic is not None and request.client_secret is not None:
+            return self._auth_failed(request.client_id, "two authentication methods")
+        if basic is not None:
+            client_id, secret = basic
+            method = "client_secret_basic"
+            if request.client_id and request.client_id != client_id:
+                return self._auth_failed(client_id, "client_id differs from the Basic credentials")
+        elif request.client_secret is not None:
+            client_id, secret, method = request.client_id, request.client_secret, "client_secret_post"
+        else:
+            client_id, secret, method = request.client_id, None, "none"
+        client = self.get_client(client_id)
+        if client is None:
+            return self._auth_failed(client_id, "unknown client")
+        if client.confidential:
+            if not secret or not hmac.compare_digest(secret.encode(), client.client_secret.encode()):
+                return self._auth_failed(client_id, f"bad credentials ({method})")
+        elif secret:
+            return self._auth_failed(client_id, "public client presented a secret")
+        else:
+            method = "none"  # a public client naming itself, also with an empty Basic password
+        request.client = client
+        request.client_id = client.client_id
+        request.client_auth_method = method
+        self.counter.client_authenticated(method)
+        return True
+
+    @staticmethod
+    def _auth_failed(client_id: str | None, reason: str) -> bool:
+        log.info("devidp: client authentication failed for client_id=%r: %s", client_id, reason)
+        return False
+
+    # -- JOSE ---------------------------------------------------------------------------------------
+    def sign(self, claims: dict[str, Any], headers: dict[str, Any] | None = None) -> str:
+        """Sign ``claims`` as a compact JWS with the current key (RS256, ``kid`` in the header)."""
+        key = self.keys.current
+        return jwt.encode(claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid, **(headers or {})})
+
+    def verify(self, token: str, *, typ: str | None = None, verify_exp: bool = True) -> dict[str, Any]:
+        """The claims of a JWT this provider signed; raises :class:`jwt.InvalidTokenError` otherwise.
+
+        Checks the signature against the published keys, ``iss``, ``typ`` when given (``at+jwt``
+        also matches ``application/at+jwt``, RFC 9068 §4) and ``exp`` against the provider clock.
+        """
+        header = jwt.get_unverified_header(token)
+        key = self.keys.find(header.get("kid"))
+        if key is None:
+            raise jwt.InvalidTokenError("unknown key id")
+        if typ is not None and str(header.get("typ", "")).lower() not in (typ, f"application/{typ}"):
+            raise jwt.InvalidTokenError(f"not a {typ} token")
+        claims = jwt.decode(
+            token,
+            key.public_key,
+            algorithms=[ALGORITHM],
+            issuer=self.issuer,
+            options={"verify_aud": False, "verify_exp": False, "verify_iat": False, "require": ["iss", "sub", "exp"]},
+        )
+        if verify_exp and self.clock() >= claims["exp"]:
+            raise jwt.ExpiredSignatureError("token expired")
+        return claims
+
+    # -- tokens -------------------------------------------------------------------------------------
+    @staticmethod
+    def access_token_lifetime(request: Any) -> int:
+        return request.client.access_token_lifetime
+
+    def access_token(self, request: Any) -> str:
+        """A signed RFC 9068 access token for an oauthlib token request (oauthlib's token generator)."""
+        claims = self._access_token_claims(request)
+        request.devidp_access_claims = claims
+        return self.sign(claims, {"typ": "at+jwt"})
+
+    def _access_token_claims(self, request: Any) -> dict[str, Any]:
+        now = int(self.clock())
+        client: DevClient = request.client
+        grant: Grant | None = getattr(request, "devidp_grant", None)
+        user: DevUser | None = request.user
+        resources = getattr(request, "devidp_resources", ()) or (grant.resources if grant else ())
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": user.username if user else client.client_id,
+            "aud": (resources[0] if len(resources) == 1 else list(resources)) if resources else self.audience,
+            "exp": now + request.expires_in,
+            "iat": now,
+            "jti": secrets.token_urlsafe(16),
+            "client_id": client.client_id,
+            "scope": " ".join(request.scopes or ()),
+        }
+        if user is not None:
+            if grant is not None and grant.auth_time is not None:
+                claims["auth_time"] = grant.auth_time
+            claims.update(user.claims(request.scopes or ()))
+        return claims
+
+    def id_token(self, request: Any, token: dict[str, Any]) -> str:
+        """A signed ID token for an oauthlib token request whose response is ``token``."""
+        return self.sign(self._id_token_claims(request, token))
+
+    def _id_token_claims(self, request: Any, token: dict[str, Any]) -> dict[str, Any]:
+        now = int(self.clock())
+        client: DevClient = request.client
+        grant: Grant = request.devidp_grant
+        user: DevUser = request.user
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": user.username,
+            "aud": client.client_id,
+            "azp": client.client_id,
+            "exp": now + client.id_token_lifetime,
+            "iat": now,
+            "auth_time": grant.auth_time,
+        }
+        code = getattr(request, "devidp_code", None)
+        if code is not None and code.nonce:  # only the code exchange repeats the nonce (§12.2)
+            claims["nonce"] = code.nonce
+        if "access_token" in token:
+            digest = hashlib.sha256(token["access_token"].encode("ascii")).digest()
+            claims["at_hash"] = base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode("ascii")
+        claims.update(user.claims(request.scopes or ()))
+        return claims
+
+    @staticmethod
+    def issues_refresh_token(request: Any) -> bool:
+        """A refresh token comes with user grants that include ``offline_access`` (OIDC Core §11)."""
+        grant: Grant | None = getattr(request, "devidp_grant", None)
+        return (
+            grant is not None
+            and grant.username is not None
+            and "offline_access" in grant.scopes
+            and "refresh_token" in request.client.grant_types
+        )
+
+    # -- device authorization (RFC 8628 §3.2, §3.3) -------------------------------------------------
+    def start_device_authorization(
+        self, client: DevClient, scopes: list[str], resources: tuple[str, ...]
+    ) -> DeviceAuthorization:
+        now = self.clock()
+        record = DeviceAuthorization(
+            device_code=secrets.token_urlsafe(32),
+            user_code=new_user_code(),
+            grant=Grant(client_id=client.client_id, scopes=tuple(scopes), resources=resources),
+            expires_at=now + self.device_lifetime,
+            interval=self.device_interval,
+        )
+        record = self.state.add_device(record, now)
+        if self.device_auto_approve:
+            self.state.decide_device(record.user_code, self.device_auto_approve, True, now)
+            log.info("devidp: device authorization for client %s auto-approved", client.client_id)
+        return record
+
+    def decide_device(self, user_code: str, username: str, approve: bool) -> str:
+        """The user's decision at the verification URI; see :meth:`State.decide_device`."""
+        outcome = self.state.decide_device(user_code, username, approve, self.clock())
+        log.info("devidp: device authorization decision: %s", outcome)
+        return outcome

@@ -1,0 +1,35 @@
+"""Fixtures shared by every test layer: a development provider on a loopback port.
+
+``make_idp(**overrides)`` starts a fresh provider (stopped at teardown) with the standard clients of
+:func:`pyramid_tokens.devidp.testing.standard_clients` (``web`` and ``worker``); ``clients=[...]``
+replaces them and every other keyword goes to :class:`~pyramid_tokens.devidp.DevProvider`
+(``audience``, ``device_interval``, ``device_lifetime``, ``device_auto_approve``, ``code_lifetime``,
+``users``, ``clock``). ``idp`` is ``make_idp()``. Both return a ``RunningProvider``:
+``.issuer``, ``.provider``, ``.url``, ``.stop()``.
+"""
+from __future__ import annotations
+
+import pytest
+
+from pyramid_tokens.devidp import start_provider
+from pyramid_tokens.devidp.testing import standard_clients
+
+
+@pytest.fixture
+def make_idp():
+    running = []
+
+    def factory(**overrides):
+        overrides.setdefault("clients", standard_clients())
+        idp = start_provider(**overrides)
+        running.append(idp)
+        return idp
+
+    yield factory
+    for idp in running:
+        idp.stop()
+
+
+@pytest.fixture
+def idp(make_idp):
+    return make_idp()
