@@ -1,0 +1,67 @@
+"""Named HTTP clients through TokenManager against the development provider and the demo API."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from pyramid_tokens import TokenManager
+from pyramid_tokens.clock import FakeClock
+from pyramid_tokens.demo.api import make_api_app
+from pyramid_tokens.devidp import DevClient
+from pyramid_tokens.devidp.server import serve
+
+
+@pytest.fixture
+def api(idp):
+    running = serve(make_api_app(idp.issuer, audience="api"))
+    yield running
+    running.stop()
+
+
+def manager(idp, api, clock=None, **extra):
+    return TokenManager.from_settings({
+        "tokens.clients.worker.authority": idp.issuer,
+        "tokens.clients.worker.client_id": "worker",
+        "tokens.clients.worker.client_secret": "worker-secret",
+        "tokens.clients.worker.scope": "api",
+        "tokens.http.api.base_url": api.url + "/api/",
+        "tokens.http.api.token": "client:worker",
+        **extra,
+    }, **({"clock": clock} if clock else {}))
+
+
+def test_named_client_attaches_the_client_token(idp, api):
+    tm = manager(idp, api)
+    reply = tm.http_client("api").get("whoami")
+    assert reply.status_code == 200
+    assert reply.json()["sub"] == "worker"
+    assert tm.http_client("api").get("whoami").status_code == 200
+    assert idp.provider.counters()["token"]["client_credentials"] == 1
+
+
+def test_named_client_without_token_gets_the_apis_challenge(idp, api):
+    tm = manager(idp, api, **{"tokens.http.api.token": "none"})
+    reply = tm.http_client("api").get("whoami")
+    assert reply.status_code == 401
+    assert reply.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_401_renews_the_token_once_and_replays(make_idp):
+    """Our clock says the cached token is fine, the API says it expired: renew once, replay once."""
+    idp = make_idp(clients=[DevClient("worker", "worker-secret", grant_types=("client_credentials",),
+                                      scopes=("api",), access_token_lifetime=1)])
+    running = serve(make_api_app(idp.issuer, audience="api"))
+    try:
+        tm = manager(idp, running, clock=FakeClock())
+        assert tm.http_client("api").get("whoami").status_code == 200
+        time.sleep(1.5)  # the API's (real) clock passes the token's exp; ours stands still
+        reply = tm.http_client("api").get("whoami")
+        assert reply.status_code == 200
+        assert [r.status_code for r in reply.history] == [401]
+        assert idp.provider.counters()["token"]["client_credentials"] == 2
+        time.sleep(1.5)
+        second = tm.http_client("api").get("whoami")  # renewed again: one renewal per 401, never a loop
+        assert second.status_code == 200
+    finally:
+        running.stop()
