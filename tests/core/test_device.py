@@ -5,8 +5,6 @@ injected ``sleep``, which also records the waits, so no test waits for real.
 """
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 
 import pytest
