@@ -31,7 +31,8 @@ def countdown(seconds: float | None) -> str:
     return f"{minutes} min {secs} s" if minutes else f"{secs} s"
 
 
-def _fmt_time(value: Any) -> str:
+def format_claim(value: Any) -> str:
+    """A claim value for display: timestamps as UTC times, other non-strings as JSON."""
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 10**8:
         return datetime.fromtimestamp(value, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     return json.dumps(value) if not isinstance(value, str) else value
@@ -55,7 +56,7 @@ def access_token_html(token: "AccessToken") -> str:
                    f"</td></tr>" for k, v in rows)
     shown = {k: v for k, v in claims.items() if k not in _SECRET_CLAIMS}
     claim_rows = "".join(f"<tr><td style='text-align:left'><code>{escape(k)}</code></td>"
-                         f"<td style='text-align:left'>{escape(_fmt_time(v))}</td></tr>" for k, v in shown.items())
+                         f"<td style='text-align:left'>{escape(format_claim(v))}</td></tr>" for k, v in shown.items())
     claims_html = (f"<details><summary>JWT claims (decoded, <b>not verified</b>)</summary><table>{claim_rows}"
                    f"</table></details>") if shown else "<p><i>opaque token (not a JWT)</i></p>"
     return (f"<div class='pyramid-tokens-access-token'><b>AccessToken</b> <span style='color:#888'>(value hidden)"

@@ -12,7 +12,7 @@ from pyramid.httpexceptions import HTTPFound
 from pyramid.request import Request
 from pyramid.response import Response
 
-from ..display import countdown
+from ..display import countdown, format_claim
 from ..errors import TokenError
 from ..html import page, table
 
@@ -96,7 +96,7 @@ def home(request: Request) -> Response:
     except TokenError as exc:
         return _html("pyramid_tokens demo", f"<p class='error'>{escape(str(exc))}</p>{_nav(request)}")
     record = request.user_tokens.record()
-    claims = [(k, json.dumps(v) if not isinstance(v, str) else v) for k, v in sorted(identity.claims.items())]
+    claims = [(k, format_claim(v)) for k, v in sorted(identity.claims.items())]
     body = (f"<p>Logged in as <b>{escape(identity.name)}</b> (sub <code>{escape(identity.sub)}</code>, roles "
             f"{escape(', '.join(identity.roles) or 'none')}).</p>{message}{expiry_badge(token)}{_nav(request)}"
             f"<h2>Your access token</h2>{table(token_rows(token, record))}"
