@@ -132,3 +132,16 @@ def test_repr_of_token_and_manager_show_no_secrets(idp):
     for text in (repr(token), str(token), repr(tm), repr(tm.options), token._repr_html_()):
         assert token.access_token not in text
         assert "worker-secret" not in text
+
+
+def test_revocation_at_a_provider_without_an_endpoint_is_a_logged_notice(idp, caplog):
+    from pyramid_tokens.options import ClientCredentials
+    from pyramid_tokens.protocol import TokenClient
+    from pyramid_tokens.transport import Transport
+
+    client = TokenClient(ClientCredentials("worker", "worker-secret"), transport=Transport(),
+                         token_endpoint=idp.issuer + "/token")  # no discovery: no revocation endpoint known
+    with caplog.at_level("INFO", logger="pyramid_tokens"):
+        assert client.revoke("a-refresh-token") is False
+    assert "no revocation endpoint" in caplog.text and "a-refresh-token" not in caplog.text
+    assert idp.provider.counters()["revocation"] == 0
