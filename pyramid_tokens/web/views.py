@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 LOGINS = "pyramid_tokens.logins"
 #: logins in progress remembered per session (several tabs)
 MAX_PENDING = 5
+#: the realm of the 401 challenge given to API and XHR callers
+REALM = "pyramid_tokens"
 
 
 def _manager(request: Request) -> Any:
@@ -161,8 +163,7 @@ def challenge(request: Request, exc: LoginRequired) -> Response:
     if login is None or wants_json(request):
         response = Response(json_body={"error": exc.error, "error_description": exc.error_description,
                                        "login_url": login}, status=401)
-        realm = request.registry.settings.get("tokens.realm", "pyramid_tokens")
-        response.headers["WWW-Authenticate"] = f'OpenIDConnect realm="{realm}", error="{exc.error}"' + \
+        response.headers["WWW-Authenticate"] = f'OpenIDConnect realm="{REALM}", error="{exc.error}"' + \
             (f', login_url="{login}"' if login else "")
         return _no_store(response)
     came_from = safe_path(request.path_qs if request.method == "GET" else "/", "/")
