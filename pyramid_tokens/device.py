@@ -206,8 +206,7 @@ def device_login(manager: "TokenManager", *, scope: str | None = None, display: 
                          error="unsupported_grant_type")
     scope = _scope_with_openid(scope, oidc.options.scope)
 
-    reply = manager.transport.post_form(endpoint, {"scope": scope}, what="device authorization request",
-                                        client=oidc.credentials)
+    reply = oidc.post_form(endpoint, {"scope": scope}, what="device authorization request")
     authorization = parse_device_authorization(reply, now=clock())
     deadline = authorization.expires_at if timeout is None else min(authorization.expires_at, clock() + timeout)
     prompt = _Prompt(display)
@@ -216,7 +215,7 @@ def device_login(manager: "TokenManager", *, scope: str | None = None, display: 
              oidc.client_id, authorization.expires_in)
 
     try:
-        tokens = _poll(manager, authorization, scope, deadline=deadline, sleep=sleep)
+        tokens = _poll(manager, authorization, scope, deadline=deadline, sleep=sleep, dpop=oidc.new_login_dpop_key())
         if tokens.access_token.scope is None:
             tokens = TokenResponse(tokens.access_token.with_(scope=scope), tokens.refresh_token, tokens.id_token,
                                    tokens.raw)
@@ -240,8 +239,11 @@ def device_login(manager: "TokenManager", *, scope: str | None = None, display: 
 
 
 def _poll(manager: "TokenManager", authorization: DeviceAuthorization, scope: str, *, deadline: float,
-          sleep: Callable[[float], None]) -> TokenResponse:
-    """Poll the token endpoint until the user decides or the code expires (RFC 8628 §3.4-3.5)."""
+          sleep: Callable[[float], None], dpop: Any = None) -> TokenResponse:
+    """Poll the token endpoint until the user decides or the code expires (RFC 8628 §3.4-3.5).
+
+    ``dpop``: the login's DPoP key (RFC 9449); every poll carries a proof made with it.
+    """
     oidc = manager.oidc
     assert oidc is not None
     clock = manager.clock
@@ -249,7 +251,7 @@ def _poll(manager: "TokenManager", authorization: DeviceAuthorization, scope: st
     interval = authorization.interval
     while True:
         try:
-            return oidc.request_token(form, what="device access token request", scope=None)
+            return oidc.request_token(form, what="device access token request", scope=None, dpop=dpop)
         except ProviderUnavailable as exc:
             interval = min(max(interval, 1.0) * 2, MAX_BACKOFF)
             log.warning("device login: %s; polling again in %g s", exc, interval)

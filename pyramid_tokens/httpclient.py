@@ -7,6 +7,13 @@ once and replays the request once. Transient transport failures are retried by u
 :class:`~urllib3.util.Retry` mounted on one :class:`~requests.adapters.HTTPAdapter` per named client,
 with the configured back-off list and ``Retry-After`` (RFC 9110 §10.2.3) honoured.
 
+A DPoP-bound token (RFC 9449, ``token_type`` ``DPoP``) goes as ``Authorization: DPoP <token>`` with a
+fresh proof in the ``DPoP`` header for every request and every replay (§7.1: ``htm``, ``htu``, ``ath``,
+and the origin's last server nonce). A 401 ``WWW-Authenticate: DPoP error="use_dpop_nonce"`` with a
+``DPoP-Nonce`` (§9) is answered by one replay with a proof carrying that nonce (the server refused
+the request before processing it, so this replay is made for any method whose body can be resent),
+before and after a renewal; nonces are remembered per origin.
+
 ``requests`` exceptions (``ConnectionError``, ``Timeout``...) reach the caller unchanged, as any
 ``requests`` user expects; a :class:`~pyramid_tokens.errors.TokenError` from the token source
 propagates as is. This module imports no web framework.
@@ -24,6 +31,7 @@ from requests.cookies import extract_cookies_to_jar
 from urllib3.exceptions import InvalidHeader, MaxRetryError, ReadTimeoutError
 from urllib3.util import Retry
 
+from .dpop import NONCE_HEADER, USE_DPOP_NONCE, DPoPNonces, challenge_error
 from .tokens import AccessToken
 
 #: ``token_source(force_renewal) -> AccessToken``; may raise :class:`~pyramid_tokens.errors.TokenError`.
@@ -120,20 +128,44 @@ class TokenAuth(requests.auth.AuthBase):
     """
 
     def __init__(self, token_source: TokenSource, *, replay_unsafe_methods: bool = False,
-                 origin: str | None = None) -> None:
+                 origin: str | None = None, dpop_nonces: DPoPNonces | None = None) -> None:
         self.token_source = token_source
         self.replay_unsafe_methods = replay_unsafe_methods
         #: when set, the token goes only to this origin (the client's base URL): never to other hosts
         self.origin = _origin(origin) if origin else None
+        #: DPoP server nonces per origin (RFC 9449 §9); the manager shares one set with token requests
+        self.dpop_nonces = dpop_nonces if dpop_nonces is not None else DPoPNonces()
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
         if self.origin is not None and _origin(r.url) != self.origin:
             return r
-        token = self.token_source(False)
-        r.headers["Authorization"] = token.authorization
+        self.attach(r, self.token_source(False))
         hook = functools.partial(self.handle_401, body_pos=_body_position(r.body), origin=_origin(r.url))
         r.register_hook("response", hook)
         return r
+
+    def attach(self, r: requests.PreparedRequest, token: AccessToken) -> None:
+        """Set ``Authorization`` and, for a DPoP-bound token, a fresh ``DPoP`` proof for this request."""
+        r.headers["Authorization"] = token.authorization
+        if token.dpop_key is not None and token.token_type == "DPoP":
+            url = r.url or ""
+            r.headers["DPoP"] = token.dpop_key.proof(r.method or "GET", url, access_token=token.access_token,
+                                                     nonce=self.dpop_nonces.get(url))
+        elif "DPoP" in r.headers:  # a replay with a token that is not DPoP-bound
+            del r.headers["DPoP"]
+
+    def _nonce_retry_due(self, r: requests.Response, body_pos: int | None | bool, origin: tuple[str, ...]) -> bool:
+        """A DPoP request refused for want of a nonce (RFC 9449 §9) that we have not retried yet."""
+        request = r.request
+        return (
+            r.status_code == 401
+            and body_pos is not False
+            and "DPoP" in request.headers
+            and bool(r.headers.get(NONCE_HEADER))
+            and not getattr(request, "_dpop_nonce_retried", False)
+            and _origin(request.url) == origin
+            and challenge_error(r.headers.get("WWW-Authenticate")) == USE_DPOP_NONCE
+        )
 
     def _should_replay(self, r: requests.Response, body_pos: int | None | bool, origin: tuple[str, ...]) -> bool:
         request = r.request
@@ -144,26 +176,45 @@ class TokenAuth(requests.auth.AuthBase):
             # after a redirect to another origin, never send that server a freshly renewed token
             and _origin(request.url) == origin
             and (self.replay_unsafe_methods or (request.method or "").upper() in IDEMPOTENT_METHODS)
+            # a nonce challenge is not an expired token: renewing would not help
+            and challenge_error(r.headers.get("WWW-Authenticate")) != USE_DPOP_NONCE
         )
 
     def handle_401(self, r: requests.Response, body_pos: int | None | bool = None,
                    origin: tuple[str, ...] = (), **kwargs: Any) -> requests.Response:
-        """Response hook: the RFC 6750 §3 challenge answered with one renewal and one replay."""
-        if not self._should_replay(r, body_pos, origin):
-            return r
+        """Response hook: the RFC 6750 §3 challenge answered with one renewal and one replay.
+
+        A DPoP nonce challenge (RFC 9449 §9) is answered with one replay carrying the nonce, before
+        and again after the renewal; at most four requests in all.
+        """
+        if "DPoP" in r.request.headers:
+            self.dpop_nonces.remember(r.request.url or "", r.headers)
+        if self._nonce_retry_due(r, body_pos, origin):
+            r = self._replay(r, body_pos, self.token_source(False), kwargs, nonce_retry=True)
+        if self._should_replay(r, body_pos, origin):
+            r = self._replay(r, body_pos, self.token_source(True), kwargs, renewal=True)
+            if self._nonce_retry_due(r, body_pos, origin):
+                r = self._replay(r, body_pos, self.token_source(False), kwargs, nonce_retry=True)
+        return r
+
+    def _replay(self, r: requests.Response, body_pos: int | None | bool, token: AccessToken, kwargs: dict[str, Any],
+                *, renewal: bool = False, nonce_retry: bool = False) -> requests.Response:
+        """Send ``r``'s request again with ``token`` (and a new proof); the answer keeps ``r`` in its history."""
         r.content  # read and release the connection so the replay can reuse it
         r.close()
         if body_pos is not None:
             r.request.body.seek(body_pos)  # type: ignore[union-attr]
-        token = self.token_source(True)
         prep = r.request.copy()
         extract_cookies_to_jar(prep._cookies, r.request, r.raw)  # type: ignore[attr-defined]
         prep.prepare_cookies(prep._cookies)  # type: ignore[attr-defined]
-        prep.headers["Authorization"] = token.authorization
-        prep._token_replayed = True  # type: ignore[attr-defined]
+        self.attach(prep, token)
+        prep._token_replayed = renewal or getattr(r.request, "_token_replayed", False)  # type: ignore[attr-defined]
+        prep._dpop_nonce_retried = nonce_retry  # type: ignore[attr-defined]
         replay = r.connection.send(prep, **kwargs)  # type: ignore[attr-defined]
-        replay.history.append(r)
+        replay.history = [*r.history, r]
         replay.request = prep
+        if "DPoP" in prep.headers:
+            self.dpop_nonces.remember(prep.url or "", replay.headers)
         return replay
 
     def __repr__(self) -> str:
@@ -203,6 +254,18 @@ class TokenSession(requests.Session):
         kwargs.setdefault("timeout", self.timeout)  # prepared requests sent directly get it too
         return super().send(request, **kwargs)
 
+    def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
+        """On a redirect: a DPoP proof is for one method and URI, so make a new one or drop it with the token."""
+        super().rebuild_auth(prepared_request, response)
+        if "DPoP" not in prepared_request.headers:
+            return
+        auth = self.auth
+        if isinstance(auth, TokenAuth) and "Authorization" in prepared_request.headers and \
+                (auth.origin is None or _origin(prepared_request.url) == auth.origin):
+            auth.attach(prepared_request, auth.token_source(False))
+        else:
+            del prepared_request.headers["DPoP"]
+
     def close(self) -> None:
         """Close adapters the caller mounted; the client's shared adapter stays open."""
         for adapter in self.adapters.values():
@@ -229,12 +292,20 @@ class NamedClient:
         self.replay_unsafe_methods = replay_unsafe_methods
         self.adapter = HTTPAdapter(pool_maxsize=pool_maxsize, max_retries=BackoffRetry.from_delays(self.retry))
 
-    def session(self, token_source: TokenSource | None) -> TokenSession:
-        """A new session; with a ``token_source`` every request carries its token."""
+    def session(self, token_source: TokenSource | None, *, cert: Any = None,
+                dpop_nonces: DPoPNonces | None = None) -> TokenSession:
+        """A new session; with a ``token_source`` every request carries its token.
+
+        ``cert``: the TLS client certificate of the token's client (RFC 8705), as ``requests`` takes it.
+        """
         auth = None
         if token_source is not None:
-            auth = TokenAuth(token_source, replay_unsafe_methods=self.replay_unsafe_methods, origin=self.base_url)
-        return TokenSession(self, auth)
+            auth = TokenAuth(token_source, replay_unsafe_methods=self.replay_unsafe_methods, origin=self.base_url,
+                             dpop_nonces=dpop_nonces)
+        session = TokenSession(self, auth)
+        if cert is not None:
+            session.cert = cert
+        return session
 
     def close(self) -> None:
         """Close the shared connection pool (sessions made afterwards reconnect on demand)."""

@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import logging
 import secrets
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 from urllib.parse import urlencode
 
+from .dpop import DPoPKey
 from .errors import InvalidResponse, LoginFailed, TokenError
-from .idtoken import validate_id_token
+from .idtoken import same_text, validate_id_token
 from .options import OidcOptions
 from .protocol import TokenClient
+from .tokens import AccessToken
 from .transport import TokenResponse
 
 log = logging.getLogger(__name__)
@@ -44,13 +45,15 @@ class PendingLogin:
     redirect_uri: str
     came_from: str
     created_at: float
+    #: the login's DPoP key as a private JWK (RFC 9449 §10: its thumbprint went out as ``dpop_jkt``)
+    dpop_key: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "PendingLogin":
-        return cls(**{name: data[name] for name in cls.__dataclass_fields__})
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
 
     def __repr__(self) -> str:
         return f"PendingLogin(came_from={self.came_from!r}, created_at={self.created_at!r})"
@@ -80,7 +83,11 @@ class OidcClient(TokenClient):
 
     # -- login --------------------------------------------------------------------------------------
     def begin_login(self, redirect_uri: str, came_from: str = "/", **extra: str) -> tuple[str, PendingLogin]:
-        """The authorization request URL (OIDC Core §3.1.2.1) and what to keep until the callback."""
+        """The authorization request URL (OIDC Core §3.1.2.1) and what to keep until the callback.
+
+        A DPoP client makes the login's key now and binds the code to it with ``dpop_jkt`` (RFC 9449 §10).
+        """
+        dpop = self.new_login_dpop_key()
         pending = PendingLogin(
             state=secrets.token_urlsafe(32),
             nonce=secrets.token_urlsafe(32),
@@ -88,6 +95,7 @@ class OidcClient(TokenClient):
             redirect_uri=redirect_uri,
             came_from=came_from,
             created_at=self.clock(),
+            dpop_key=dpop.private_jwk() if dpop is not None else None,
         )
         assert self.discovery is not None
         endpoint = self.discovery.metadata()["authorization_endpoint"]
@@ -100,6 +108,7 @@ class OidcClient(TokenClient):
             "nonce": pending.nonce,
             "code_challenge": pkce_challenge(pending.code_verifier),
             "code_challenge_method": "S256",
+            **({"dpop_jkt": dpop.thumbprint} if dpop is not None else {}),
             **extra,
         })
         return endpoint + ("&" if "?" in endpoint else "?") + query, pending
@@ -107,7 +116,7 @@ class OidcClient(TokenClient):
     def complete_login(self, params: Mapping[str, str], pending: PendingLogin) -> LoginResult:
         """Check the authorization response, exchange the code and validate what comes back."""
         state = params.get("state")
-        if not state or not hmac.compare_digest(str(state), pending.state):
+        if not state or not same_text(str(state), pending.state):
             raise LoginFailed("the login response's state does not match this browser's login request")
         if self.clock() - pending.created_at > LOGIN_TIMEOUT:
             raise LoginFailed("the login took too long; please try again")
@@ -129,6 +138,7 @@ class OidcClient(TokenClient):
              "code_verifier": pending.code_verifier},
             what="authorization code exchange",
             scope=None,
+            dpop=DPoPKey.from_jwk(pending.dpop_key) if pending.dpop_key else self.new_login_dpop_key(),
         )
         if tokens.access_token.scope is None:
             tokens = _with_scope(tokens, self.options.scope)
@@ -139,7 +149,7 @@ class OidcClient(TokenClient):
                                    access_token=tokens.access_token.access_token)
         merged = dict(claims)
         if self.options.userinfo and self.discovery.endpoint("userinfo_endpoint"):
-            info = self.userinfo(tokens.access_token.authorization)
+            info = self.userinfo(tokens.access_token)
             if info.get("sub") != claims["sub"]:
                 raise LoginFailed("userinfo names another user than the ID token (sub mismatch)")
             merged.update(info)
@@ -156,13 +166,18 @@ class OidcClient(TokenClient):
                                  expected_sub=sub, max_age=float("inf"))
 
     # -- userinfo and logout ---------------------------------------------------------------------------
-    def userinfo(self, authorization: str) -> dict[str, Any]:
-        """The userinfo claims for an ``Authorization`` header value."""
+    def userinfo(self, authorization: str | AccessToken) -> dict[str, Any]:
+        """The userinfo claims for an access token, or an ``Authorization`` header value.
+
+        A DPoP-bound :class:`AccessToken` is sent with a proof (RFC 9449 §7).
+        """
         assert self.discovery is not None
         url = self.discovery.endpoint("userinfo_endpoint")
         if not url:
             raise TokenError("the provider has no userinfo endpoint", error="invalid_request")
-        return self.transport.get_json(url, what="userinfo", headers={"Authorization": authorization})
+        if isinstance(authorization, AccessToken):
+            return self.get_json(url, what="userinfo", token=authorization)
+        return self.get_json(url, what="userinfo", authorization=authorization)
 
     def end_session_url(self, *, id_token_hint: str | None, post_logout_redirect_uri: str,
                         state: str | None = None) -> str | None:

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 from urllib.parse import urlsplit
 
+from .assertion import ClientAssertionKey
+from .dpop import DPoPKey
 from .errors import ConfigurationError
 
 TRUE = {"true", "yes", "on", "1", "t", "y"}
@@ -52,7 +54,11 @@ LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 def as_url(key: str, value: Any, *, relative_ok: bool = False, tls: bool = False) -> str:
     """An absolute http(s) URL; with ``tls``, plain http only for loopback hosts (development)."""
     text = str(value or "").strip()
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+        parts.hostname, parts.port  # noqa: B018 - both parse lazily and raise ValueError ("Invalid IPv6 URL", port)
+    except ValueError:
+        raise ConfigurationError(key, "expected an absolute http(s) URL", value) from None
     if relative_ok and text.startswith("/") and not text.startswith("//"):
         return text
     if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -87,15 +93,88 @@ def as_choice(key: str, value: Any, choices: Iterable[str]) -> str:
 # -- option objects -----------------------------------------------------------------------------------
 @dataclass(frozen=True, repr=False)
 class ClientCredentials:
-    """How one client authenticates at the provider (RFC 6749 §2.3.1)."""
+    """How one client authenticates at the provider and binds its tokens.
+
+    RFC 6749 §2.3.1 (a secret, ``basic`` or ``post``), RFC 7523 ``private_key_jwt`` (an
+    ``assertion_key`` replaces the secret), RFC 8705 mutual TLS (a client certificate; without a
+    secret or assertion key the client authenticates by ``tls_client_auth``), RFC 9449 DPoP
+    (``dpop``: proofs with a fresh key per login / per client, or with the configured ``dpop_key``).
+    """
 
     client_id: str
     client_secret: str | None = None
     style: str = "basic"
+    assertion_key: ClientAssertionKey | None = None
+    tls_client_cert: str | None = None
+    tls_client_key: str | None = None
+    dpop: bool = False
+    dpop_key: DPoPKey | None = None
+
+    @property
+    def auth_method(self) -> str:
+        """The RFC 8414 name of the authentication method used at the token endpoint."""
+        if self.assertion_key is not None:
+            return "private_key_jwt"
+        if self.client_secret:
+            return "client_secret_basic" if self.style == "basic" else "client_secret_post"
+        return "tls_client_auth" if self.tls_client_cert else "none"
+
+    @property
+    def cert(self) -> str | tuple[str, str] | None:
+        """The client certificate as ``requests`` takes it (``cert=``), or ``None``."""
+        if not self.tls_client_cert:
+            return None
+        return (self.tls_client_cert, self.tls_client_key) if self.tls_client_key else self.tls_client_cert
 
     def __repr__(self) -> str:
         secret = "'<redacted>'" if self.client_secret else None
-        return f"ClientCredentials(client_id={self.client_id!r}, client_secret={secret}, style={self.style!r})"
+        extra = f", auth_method={self.auth_method!r}" if self.assertion_key or self.tls_client_cert else ""
+        extra += f", dpop={self.dpop_key or self.dpop!r}" if self.dpop else ""
+        return f"ClientCredentials(client_id={self.client_id!r}, client_secret={secret}, style={self.style!r}{extra})"
+
+
+#: the per-client settings of client authentication and sender-constrained tokens (SPEC table)
+CLIENT_AUTH_SETTINGS = ("client_assertion_key", "client_assertion_alg", "tls_client_cert", "tls_client_key", "dpop")
+
+
+def _readable(key: str, value: Any) -> str:
+    path = str(value).strip()
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise ConfigurationError(key, f"cannot read the file ({exc.strerror or type(exc).__name__})", path) from None
+    return path
+
+
+def client_auth_options(prefix: str, *, client_assertion_key: Any = None, client_assertion_alg: Any = None,
+                        tls_client_cert: Any = None, tls_client_key: Any = None, dpop: Any = None) -> dict[str, Any]:
+    """:class:`ClientCredentials` keywords from ``PREFIX.client_assertion_key`` ... ``PREFIX.dpop``.
+
+    Key files are read here, once, at start-up; a bad file is a ``ConfigurationError`` naming the key.
+    Code-first callers may pass a :class:`ClientAssertionKey` or a :class:`DPoPKey` instead of a path.
+    """
+    values: dict[str, Any] = {}
+    if isinstance(client_assertion_key, ClientAssertionKey):
+        values["assertion_key"] = client_assertion_key
+    elif client_assertion_key:
+        values["assertion_key"] = ClientAssertionKey.from_file(client_assertion_key, client_assertion_alg,
+                                                               prefix=prefix)
+    elif client_assertion_alg:
+        raise ConfigurationError(f"{prefix}client_assertion_alg", f"needs {prefix}client_assertion_key")
+    if tls_client_key and not tls_client_cert:
+        raise ConfigurationError(f"{prefix}tls_client_key", f"needs {prefix}tls_client_cert")
+    if tls_client_cert:
+        values["tls_client_cert"] = _readable(f"{prefix}tls_client_cert", tls_client_cert)
+    if tls_client_key:
+        values["tls_client_key"] = _readable(f"{prefix}tls_client_key", tls_client_key)
+    if isinstance(dpop, DPoPKey):
+        values.update(dpop=True, dpop_key=dpop)
+    elif dpop is not None and (isinstance(dpop, bool) or str(dpop).strip().lower() in TRUE | FALSE):
+        values["dpop"] = as_bool(f"{prefix}dpop", dpop)
+    elif dpop is not None:
+        values.update(dpop=True, dpop_key=DPoPKey.from_file(dpop, setting=f"{prefix}dpop"))
+    return values
 
 
 @dataclass(frozen=True)
@@ -128,8 +207,11 @@ class ClientCredentialsOptions:
     @classmethod
     def create(cls, name: str | None, *, prefix: str = "", client_id: Any = None, client_secret: Any = None,
                client_credential_style: Any = "basic", token_endpoint: Any = None, authority: Any = None,
-               scope: Any = None, resource: Any = None) -> "ClientCredentialsOptions":
-        """Validate one client's values; ``prefix`` names the setting keys in errors."""
+               scope: Any = None, resource: Any = None, **auth: Any) -> "ClientCredentialsOptions":
+        """Validate one client's values; ``prefix`` names the setting keys in errors.
+
+        ``auth`` takes the :data:`CLIENT_AUTH_SETTINGS` (private_key_jwt, mutual TLS, DPoP).
+        """
         if not client_id:
             raise ConfigurationError(f"{prefix}client_id", "is required")
         if not token_endpoint and not authority:
@@ -140,6 +222,7 @@ class ClientCredentialsOptions:
                 client_id=str(client_id),
                 client_secret=str(client_secret) if client_secret else None,
                 style=as_choice(f"{prefix}client_credential_style", client_credential_style, CREDENTIAL_STYLES),
+                **client_auth_options(prefix, **auth),
             ),
             token_endpoint=as_url(f"{prefix}token_endpoint", token_endpoint, tls=True) if token_endpoint else None,
             authority=as_url(f"{prefix}authority", authority, tls=True).rstrip("/") if authority else None,
@@ -240,6 +323,7 @@ def parse_settings(settings: Mapping[str, Any]) -> Options:
             client_id=str(get("oidc.client_id")),
             client_secret=get("oidc.client_secret") or None,
             style=as_choice("tokens.client_credential_style", style, CREDENTIAL_STYLES),
+            **client_auth_options("oidc.", **{name: get(f"oidc.{name}") for name in CLIENT_AUTH_SETTINGS}),
         )
         oidc = OidcOptions(
             authority=authority,
@@ -271,7 +355,7 @@ def parse_settings(settings: Mapping[str, Any]) -> Options:
         values.setdefault("client_credential_style", style)
         prefix = f"tokens.clients.{name}."
         known = {"client_id", "client_secret", "client_credential_style", "token_endpoint", "authority", "scope",
-                 "resource"}
+                 "resource", *CLIENT_AUTH_SETTINGS}
         for sub in values:
             if sub not in known:
                 raise ConfigurationError(prefix + sub, "unknown setting")

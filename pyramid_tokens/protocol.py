@@ -2,17 +2,28 @@
 
 Builds requests and parses replies; sending goes through :class:`~pyramid_tokens.transport.Transport`.
 The token endpoint is configured directly or found through discovery.
+
+Every call to the provider's endpoints authenticates the client (secret, RFC 7523 ``private_key_jwt``
+assertion with ``aud`` = the issuer, or RFC 8705 mutual TLS) in :meth:`TokenClient.post_form`. Token
+requests of a DPoP client carry a proof (RFC 9449 §5) and are retried once when the provider asks
+for a nonce (§8); the key used travels with the tokens (``TokenResponse.dpop_key``).
 """
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping
+import threading
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Mapping
 
 from .clock import Clock, system_clock
 from .discovery import Discovery
-from .errors import ConfigurationError, TokenError
+from .dpop import USE_DPOP_NONCE, DPoPKey, DPoPNonces, challenge_error
+from .errors import ConfigurationError, InvalidResponse, TokenError
 from .options import ClientCredentials
-from .transport import TokenResponse, Transport, error_from_reply, parse_token_response
+from .transport import Reply, TokenResponse, Transport, error_from_reply, parse_token_response
+
+if TYPE_CHECKING:
+    from .tokens import AccessToken
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +32,8 @@ class TokenClient:
     """Requests tokens for one client, from a configured token endpoint or one found by discovery."""
 
     def __init__(self, credentials: ClientCredentials, *, transport: Transport, clock: Clock = system_clock,
-                 discovery: Discovery | None = None, token_endpoint: str | None = None) -> None:
+                 discovery: Discovery | None = None, token_endpoint: str | None = None,
+                 dpop_nonces: DPoPNonces | None = None) -> None:
         if discovery is None and token_endpoint is None:
             raise ConfigurationError("token_endpoint", "a token endpoint or an authority is required")
         self.credentials = credentials
@@ -29,6 +41,10 @@ class TokenClient:
         self.clock = clock
         self.discovery = discovery
         self._token_endpoint = token_endpoint
+        #: server nonces per origin (RFC 9449 §8), shared with the named HTTP clients by the manager
+        self.dpop_nonces = dpop_nonces if dpop_nonces is not None else DPoPNonces()
+        self._own_dpop_key: DPoPKey | None = None
+        self._dpop_lock = threading.Lock()
 
     @property
     def client_id(self) -> str:
@@ -44,14 +60,92 @@ class TokenClient:
         assert self.discovery is not None
         return self.discovery.metadata()["token_endpoint"]
 
+    def assertion_audience(self) -> str:
+        """The ``aud`` of client assertions: the issuer; the token endpoint when only that is configured."""
+        return self.discovery.issuer if self.discovery is not None else self.token_endpoint()
+
+    # -- DPoP keys (RFC 9449) -------------------------------------------------------------------------
+    def client_dpop_key(self) -> DPoPKey | None:
+        """The key of the client's own (client-credentials) tokens: the configured one, or one made per process.
+
+        Each cached token keeps the key it is bound to, so processes sharing a cache need not share this key.
+        """
+        if not self.credentials.dpop:
+            return None
+        if self.credentials.dpop_key is not None:
+            return self.credentials.dpop_key
+        with self._dpop_lock:
+            if self._own_dpop_key is None:
+                self._own_dpop_key = DPoPKey.generate()
+            return self._own_dpop_key
+
+    def new_login_dpop_key(self) -> DPoPKey | None:
+        """The key for a new user login: the configured one, or a fresh ES256 key."""
+        if not self.credentials.dpop:
+            return None
+        return self.credentials.dpop_key or DPoPKey.generate()
+
+    # -- requests -------------------------------------------------------------------------------------
+    def post_form(self, url: str, data: Mapping[str, Any], *, what: str, dpop: DPoPKey | None = None) -> Reply:
+        """POST to one of the provider's endpoints as this client (authenticated; mTLS certificate).
+
+        With ``dpop`` the request carries a proof (RFC 9449 §4) with the origin's last nonce; a
+        ``use_dpop_nonce`` refusal bringing a new ``DPoP-Nonce`` is retried once (§8).
+        """
+        reply: Reply | None = None
+        for attempt in (1, 2):
+            headers = {}
+            if dpop is not None:
+                headers["DPoP"] = dpop.proof("POST", url, nonce=self.dpop_nonces.get(url))
+            audience = self.assertion_audience() if self.credentials.assertion_key is not None else None
+            reply = self.transport.post_form(url, data, what=what, client=self.credentials, headers=headers,
+                                             audience=audience)
+            if dpop is None:
+                return reply
+            fresh = self.dpop_nonces.remember(url, reply.headers)
+            error = reply.data.get("error") if isinstance(reply.data, dict) else None
+            if attempt == 2 or not fresh or reply.status != 400 or error != USE_DPOP_NONCE:
+                return reply
+            log.debug("%s: the provider asked for a DPoP nonce; retrying once with it", what)
+        assert reply is not None
+        return reply
+
+    def get_json(self, url: str, *, what: str, token: "AccessToken | None" = None,
+                 authorization: str | None = None) -> dict[str, Any]:
+        """GET a JSON object with an access token (userinfo): the mTLS certificate, and a DPoP proof for a
+        DPoP-bound token, retried once when the server asks for a nonce (RFC 9449 §9)."""
+        headers = {"Authorization": token.authorization if token is not None else str(authorization)} \
+            if token is not None or authorization else {}
+        if token is None or token.dpop_key is None or token.token_type != "DPoP":
+            return self.transport.get_json(url, what=what, headers=headers, cert=self.credentials.cert)
+        reply: Reply | None = None
+        for attempt in (1, 2):
+            headers["DPoP"] = token.dpop_key.proof("GET", url, access_token=token.access_token,
+                                                   nonce=self.dpop_nonces.get(url))
+            reply = self.transport.request("GET", url, what=what, headers=headers, cert=self.credentials.cert)
+            fresh = self.dpop_nonces.remember(url, reply.headers)
+            if attempt == 2 or not fresh or reply.status != 401 or \
+                    challenge_error(reply.headers.get("WWW-Authenticate")) != USE_DPOP_NONCE:
+                break
+        assert reply is not None
+        if reply.status != 200:
+            raise error_from_reply(reply, what)
+        if not isinstance(reply.data, dict):
+            raise InvalidResponse(f"{what}: expected a JSON object", status_code=reply.status)
+        return reply.data
+
     def request_token(self, form: Mapping[str, Any], *, what: str, scope: str | None = None,
-                      resource: str | None = None) -> TokenResponse:
-        """POST a grant to the token endpoint and return the validated response."""
+                      resource: str | None = None, dpop: DPoPKey | None = None) -> TokenResponse:
+        """POST a grant to the token endpoint and return the validated response (DPoP-bound with ``dpop``)."""
         url = self.token_endpoint()
-        reply = self.transport.post_form(url, {**form, "scope": scope, "resource": resource}, what=what,
-                                         client=self.credentials)
+        reply = self.post_form(url, {**form, "scope": scope, "resource": resource}, what=what, dpop=dpop)
         response = parse_token_response(reply, what=what, now=self.clock(), requested_scope=scope,
                                         resource=resource, issuer=self.issuer, client_id=self.client_id)
+        if dpop is not None:
+            access = response.access_token
+            if access.token_type == "DPoP":
+                access = access.with_(dpop_key=dpop)
+            response = replace(response, access_token=access, dpop_key=dpop)
         log.debug("%s for client %s succeeded (expires_at=%s)", what, self.client_id,
                   response.access_token.expires_at)
         return response
@@ -60,12 +154,18 @@ class TokenClient:
                            extra: Mapping[str, Any] | None = None) -> TokenResponse:
         """RFC 6749 §4.4: a token for the client itself."""
         form = {"grant_type": "client_credentials", **(extra or {})}
-        return self.request_token(form, what="client credentials request", scope=scope, resource=resource)
+        return self.request_token(form, what="client credentials request", scope=scope, resource=resource,
+                                  dpop=self.client_dpop_key())
 
-    def refresh(self, refresh_token: str, *, scope: str | None = None, resource: str | None = None) -> TokenResponse:
-        """RFC 6749 §6: exchange a refresh token. ``invalid_grant`` raises :class:`LoginRequired`."""
+    def refresh(self, refresh_token: str, *, scope: str | None = None, resource: str | None = None,
+                dpop: DPoPKey | None = None) -> TokenResponse:
+        """RFC 6749 §6: exchange a refresh token. ``invalid_grant`` raises :class:`LoginRequired`.
+
+        ``dpop``: the login's DPoP key (RFC 9449 §5); a DPoP client without one uses a new key.
+        """
         form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
-        return self.request_token(form, what="refresh token request", scope=scope, resource=resource)
+        return self.request_token(form, what="refresh token request", scope=scope, resource=resource,
+                                  dpop=dpop or self.new_login_dpop_key())
 
     def revoke(self, token: str, *, hint: str = "refresh_token") -> bool:
         """RFC 7009: revoke ``token``. False (and a logged notice) when the provider has no revocation endpoint."""
@@ -74,8 +174,7 @@ class TokenClient:
             log.info("the provider has no revocation endpoint; the %s of client %s was only forgotten locally",
                      hint, self.client_id)
             return False
-        reply = self.transport.post_form(url, {"token": token, "token_type_hint": hint}, what="token revocation",
-                                         client=self.credentials)
+        reply = self.post_form(url, {"token": token, "token_type_hint": hint}, what="token revocation")
         if reply.status != 200:
             raise error_from_reply(reply, "token revocation")
         log.info("revoked the %s of client %s", hint, self.client_id)

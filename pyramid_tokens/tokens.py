@@ -19,11 +19,17 @@ def renewal_due(expires_at: float | None, obtained_at: float | None, margin: flo
     The margin is capped at half the token's lifetime, so a token that lives 45 s is not renewed
     on every call merely because the configured margin is 60 s.
     """
+    deadline = renewal_deadline(expires_at, obtained_at, margin)
+    return deadline is not None and now >= deadline
+
+
+def renewal_deadline(expires_at: float | None, obtained_at: float | None, margin: float) -> float | None:
+    """The time from which :func:`renewal_due` is true (``None``: never), to compute once per token."""
     if expires_at is None:
-        return False
+        return None
     if obtained_at is not None and expires_at > obtained_at:
         margin = min(margin, (expires_at - obtained_at) / 2)
-    return now >= expires_at - margin
+    return expires_at - margin
 
 
 @dataclass(frozen=True, repr=False)
@@ -40,6 +46,8 @@ class AccessToken:
     #: the provider (issuer) and client the token was obtained from, for display
     issuer: str | None = field(default=None, compare=False)
     client_id: str | None = field(default=None, compare=False)
+    #: the :class:`~pyramid_tokens.dpop.DPoPKey` a ``DPoP`` token is bound to (RFC 9449 §6); never shown
+    dpop_key: Any = field(default=None, compare=False)
 
     # -- time -----------------------------------------------------------------------------------
     def expires_in(self, now: float | None = None) -> float | None:
@@ -55,11 +63,15 @@ class AccessToken:
 
     def renewal_due(self, margin: float, now: float) -> bool:
         """True when the token should be renewed, ``margin`` seconds ahead (see :func:`renewal_due`)."""
-        return renewal_due(
+        deadline = self.renewal_deadline(margin)
+        return deadline is not None and now >= deadline
+
+    def renewal_deadline(self, margin: float) -> float | None:
+        """POSIX time from which :meth:`renewal_due` is true, or ``None`` when never."""
+        return renewal_deadline(
             self.expires_at.timestamp() if self.expires_at else None,
             self.obtained_at.timestamp() if self.obtained_at else None,
             margin,
-            now,
         )
 
     # -- presentation -----------------------------------------------------------------------------
@@ -67,6 +79,12 @@ class AccessToken:
     def authorization(self) -> str:
         """The ``Authorization`` header value: ``<token_type> <access_token>``."""
         return f"{self.token_type} {self.access_token}"
+
+    def dpop_proof(self, method: str, url: str, *, nonce: str | None = None) -> str | None:
+        """The ``DPoP`` header value for calling ``url`` with this token (RFC 9449 §7), or ``None`` for Bearer."""
+        if self.dpop_key is None or self.token_type != "DPoP":
+            return None
+        return self.dpop_key.proof(method, url, access_token=self.access_token, nonce=nonce)
 
     def claims(self) -> dict[str, Any] | None:
         """The token's JWT claims, decoded WITHOUT verification (display only); ``None`` if not a JWT."""
@@ -95,8 +113,12 @@ class AccessToken:
 
     # -- storage ------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dict (times as POSIX seconds) for stores and sessions."""
-        return {
+        """A JSON-serialisable dict (times as POSIX seconds) for stores and sessions.
+
+        A DPoP-bound token keeps its key with it (``dpop_key``, a private JWK), so that every process
+        reading the token from a shared store signs proofs with the key the token is bound to.
+        """
+        data = {
             "access_token": self.access_token,
             "token_type": self.token_type,
             "expires_at": self.expires_at.timestamp() if self.expires_at else None,
@@ -106,28 +128,35 @@ class AccessToken:
             "issuer": self.issuer,
             "client_id": self.client_id,
         }
+        if self.dpop_key is not None:
+            data["dpop_key"] = self.dpop_key.private_jwk()
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "AccessToken":
         """Inverse of :meth:`to_dict`."""
-        def ts(key: str) -> datetime | None:
-            value = data.get(key)
-            return utc_from_timestamp(value) if value is not None else None
-
+        expires_at, obtained_at = data.get("expires_at"), data.get("obtained_at")
         return cls(
             access_token=data["access_token"],
             token_type=data.get("token_type") or "Bearer",
-            expires_at=ts("expires_at"),
+            expires_at=utc_from_timestamp(expires_at) if expires_at is not None else None,
             scope=data.get("scope"),
             resource=data.get("resource"),
-            obtained_at=ts("obtained_at"),
+            obtained_at=utc_from_timestamp(obtained_at) if obtained_at is not None else None,
             issuer=data.get("issuer"),
             client_id=data.get("client_id"),
+            dpop_key=_dpop_key(data["dpop_key"]) if data.get("dpop_key") else None,
         )
 
     def with_(self, **changes: Any) -> "AccessToken":
         """A copy with some fields changed."""
         return replace(self, **changes)
+
+
+def _dpop_key(jwk: dict[str, Any]) -> Any:
+    from .dpop import DPoPKey  # only DPoP-bound tokens need it (parsed once per process and key)
+
+    return DPoPKey.from_jwk(jwk)
 
 
 def dumps(data: Any) -> str:

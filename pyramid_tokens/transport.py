@@ -18,6 +18,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
+from .assertion import JWT_BEARER
 from .errors import InvalidResponse, LoginRequired, ProviderUnavailable, TokenError
 from .options import ClientCredentials
 from .tokens import KNOWN_TOKEN_TYPES, AccessToken
@@ -92,9 +93,10 @@ class Transport:
             kind = headers.get("Content-Type", "no content type").split(";")[0]
             raise InvalidResponse(f"{what}: response is not JSON ({kind})", status_code=status) from None
 
-    def get_json(self, url: str, *, what: str, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+    def get_json(self, url: str, *, what: str, headers: Mapping[str, str] | None = None,
+                 cert: Any = None) -> dict[str, Any]:
         """GET a JSON object (discovery, JWKS, userinfo); any other answer is an error."""
-        reply = self.request("GET", url, what=what, headers=headers)
+        reply = self.request("GET", url, what=what, headers=headers, cert=cert)
         if reply.status != 200:
             raise error_from_reply(reply, what)
         if not isinstance(reply.data, dict):
@@ -102,22 +104,32 @@ class Transport:
         return reply.data
 
     def post_form(self, url: str, data: Mapping[str, Any], *, what: str, client: ClientCredentials | None = None,
-                  headers: Mapping[str, str] | None = None) -> Reply:
-        """POST a form, authenticating ``client`` per its credential style."""
+                  headers: Mapping[str, str] | None = None, audience: str | None = None) -> Reply:
+        """POST a form, authenticating ``client`` per its credentials (``audience``: of a client assertion)."""
         form = {k: v for k, v in data.items() if v is not None}
         hdrs = {"Accept": "application/json", **(headers or {})}
         if client is not None:
-            authenticate(client, form, hdrs)
-        return self.request("POST", url, what=what, data=form, headers=hdrs)
+            authenticate(client, form, hdrs, audience=audience or url)
+        return self.request("POST", url, what=what, data=form, headers=hdrs,
+                            cert=client.cert if client is not None else None)
 
 
-def authenticate(client: ClientCredentials, form: dict[str, Any], headers: dict[str, str]) -> None:
-    """Client authentication at the token/revocation endpoints (RFC 6749 §2.3.1).
+def authenticate(client: ClientCredentials, form: dict[str, Any], headers: dict[str, str], *,
+                 audience: str | None = None) -> None:
+    """Client authentication at the token/revocation endpoints (RFC 6749 §2.3.1, RFC 7523, RFC 8705).
 
-    ``basic`` form-encodes id and secret before base64, as §2.3.1 requires; ``post`` sends them in
-    the body; a client without a secret (public client) sends only its ``client_id``.
+    With an assertion key, a fresh ``private_key_jwt`` assertion for ``audience`` (RFC 7523 §2.2)
+    replaces any secret. ``basic`` form-encodes id and secret before base64, as §2.3.1 requires;
+    ``post`` sends them in the body; a client without a secret (public client, or ``tls_client_auth``
+    whose certificate goes with the connection, RFC 8705 §2) sends only its ``client_id``.
     """
-    if client.client_secret and client.style == "basic":
+    if client.assertion_key is not None:
+        if not audience:
+            raise ValueError("a client assertion needs an audience")
+        form["client_id"] = client.client_id
+        form["client_assertion_type"] = JWT_BEARER
+        form["client_assertion"] = client.assertion_key.assertion(client.client_id, audience)
+    elif client.client_secret and client.style == "basic":
         raw = f"{quote(client.client_id, safe='')}:{quote(client.client_secret, safe='')}"
         headers["Authorization"] = "Basic " + base64.b64encode(raw.encode()).decode()
     elif client.client_secret:
@@ -149,6 +161,8 @@ class TokenResponse:
     refresh_token: str | None
     id_token: str | None
     raw: Mapping[str, Any]
+    #: the DPoP key (:class:`~pyramid_tokens.dpop.DPoPKey`) the request proved, when it used DPoP (RFC 9449)
+    dpop_key: Any = None
 
     def __repr__(self) -> str:
         return f"TokenResponse({self.access_token!r}, refresh_token={'<redacted>' if self.refresh_token else None})"

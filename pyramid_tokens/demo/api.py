@@ -6,6 +6,13 @@ issuer's JWK Set, found through discovery on the first request and cached by
 ``typ`` ``at+jwt`` (RFC 9068 §4), ``iss``, ``aud`` containing the audience, ``exp``. Refusals
 carry RFC 6750 §3 challenges: no error code when no token was sent, ``invalid_token`` otherwise.
 
+Sender-constrained tokens: a DPoP-bound token (``cnf.jkt``, RFC 9449 §7) is accepted only as
+``Authorization: DPoP <jwt>`` with a valid proof of its key (``typ``, signature, ``htm``, ``htu``,
+``iat`` window, ``jti`` replay, ``ath``), refusals being ``WWW-Authenticate: DPoP error=...``
+challenges; with ``require_dpop_nonce`` proofs must carry the API's nonce (§9: ``use_dpop_nonce``
+plus ``DPoP-Nonce``). A certificate-bound token (``cnf.x5t#S256``, RFC 8705 §3) is accepted only
+over a TLS connection with that client certificate (``environ["SSL_CLIENT_CERT"]``).
+
     config = Configurator()
     add_demo_api(config, issuer="http://127.0.0.1:6543/idp", audience="api", prefix="/api")
     # or, standalone: app = make_api_app("http://127.0.0.1:6543/idp")
@@ -13,7 +20,11 @@ carry RFC 6750 §3 challenges: no error code when no token was sent, ``invalid_t
 from __future__ import annotations
 
 import json
+import os
+import secrets
+import ssl
 import threading
+import time
 from typing import Any
 
 import jwt
@@ -21,7 +32,11 @@ import requests
 from pyramid.config import Configurator
 from webob import Response
 
+from ..dpop import NONCE_HEADER, USE_DPOP_NONCE, InvalidProof, ReplayCache, verify_proof
+from ..jwk import ALGORITHMS, sha256_b64url
+
 REALM = "demo-api"
+DPOP_ALGS = " ".join(ALGORITHMS)
 #: RFC 6750 §3: error_description may only hold %x20-21 / %x23-5B / %x5D-7E
 _SAFE = {chr(c) for c in range(0x20, 0x7F)} - {'"', "\\"}
 
@@ -57,9 +72,11 @@ class AccessTokenVerifier:
                     raise IssuerUnavailable(f"discovery failed: {type(exc).__name__}") from None
                 if metadata.get("issuer") != self.issuer or not metadata.get("jwks_uri"):
                     raise IssuerUnavailable("discovery document does not match the issuer")
+                ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE")  # the CAs requests trusted for discovery
                 self._jwks = jwt.PyJWKClient(
                     metadata["jwks_uri"], cache_keys=True, timeout=self.timeout,
                     cooldown_duration=self.jwks_refetch_cooldown,
+                    ssl_context=ssl.create_default_context(cafile=ca_bundle) if ca_bundle else None,
                 )  # fmt: skip
             return self._jwks
 
@@ -94,58 +111,144 @@ class AccessTokenVerifier:
             raise InvalidToken(f"The access token is invalid ({type(exc).__name__})") from None
 
 
-def _challenge(status: int, error: str | None = None, description: str = "") -> Response:
-    challenge = f'Bearer realm="{REALM}"'
+class ProofChecker:
+    """The API's DPoP side (RFC 9449 §7, §9): proof checks, ``jti`` replay cache, optional nonces."""
+
+    def __init__(self, *, require_nonce: bool = False, nonce_lifetime: float = 300.0, max_age: float = 60.0) -> None:
+        self.require_nonce = require_nonce
+        self.nonce_lifetime = nonce_lifetime
+        self.max_age = max_age
+        self.replay = ReplayCache()
+        self._lock = threading.Lock()
+        self._nonces: list[tuple[str, float]] = []  # newest first: (nonce, issued at)
+
+    def nonce(self) -> str:
+        """The API's current nonce; rotated every ``nonce_lifetime`` seconds, the previous one stays good."""
+        with self._lock:
+            if not self._nonces or time.time() - self._nonces[0][1] >= self.nonce_lifetime:
+                self._nonces = [(secrets.token_urlsafe(16), time.time()), *self._nonces[:1]]
+            return self._nonces[0][0]
+
+    def rotate_nonce(self) -> str:
+        with self._lock:
+            self._nonces = [(secrets.token_urlsafe(16), time.time()), *self._nonces[:1]]
+            return self._nonces[0][0]
+
+    def _nonce_ok(self, value: str | None) -> bool:
+        self.nonce()
+        with self._lock:
+            return value is not None and value in {nonce for nonce, _ in self._nonces}
+
+    def check(self, request, token: str) -> str:
+        """The thumbprint of the key that signed the request's valid proof; raises :class:`InvalidProof`."""
+        jkt, _ = verify_proof(request.headers.get("DPoP"), method=request.method, url=request.path_url,
+                              access_token=token, replay=self.replay, max_age=self.max_age,
+                              nonce_ok=self._nonce_ok if self.require_nonce else None)
+        return jkt
+
+
+def _challenge(status: int, error: str | None = None, description: str = "", *, scheme: str = "Bearer",
+               nonce: str | None = None) -> Response:
     body: dict[str, str] = {}
+    params = f'realm="{REALM}"'
     if error:
         description = "".join(ch for ch in description if ch in _SAFE)
-        challenge += f', error="{error}", error_description="{description}"'
+        params += f', error="{error}", error_description="{description}"'
         body = {"error": error, "error_description": description}
+    if scheme == "DPoP":  # RFC 9449 §7.1
+        challenge = f'DPoP {params}, algs="{DPOP_ALGS}"'
+    else:  # RFC 6750 §3
+        challenge = f"Bearer {params}"
     response = Response(json.dumps(body), status=status, content_type="application/json", charset="utf-8")
     response.headers["WWW-Authenticate"] = challenge
+    if nonce:
+        response.headers[NONCE_HEADER] = nonce
     return response
 
 
-def _bearer_token(request) -> tuple[str | None, bool]:
-    """``(token, sent)``: the Bearer token, and whether the request tried Bearer at all."""
+def _credentials(request) -> tuple[str | None, str | None]:
+    """``(scheme, token)``: ``Bearer`` or ``DPoP`` (``scheme`` None when neither was tried)."""
     scheme, _, token = (request.headers.get("Authorization") or "").strip().partition(" ")
-    if scheme.lower() != "bearer":
-        return None, False
-    return token.strip() or None, True
+    for known in ("Bearer", "DPoP"):
+        if scheme.lower() == known.lower():
+            return known, token.strip() or None
+    return None, None
 
 
-def whoami_view_factory(verifier: AccessTokenVerifier):
+def _binding_problem(request, scheme: str, claims: dict[str, Any], proof_jkt: str | None) -> str | None:
+    """Why a sender-constrained token may not be used as it was sent, or ``None``."""
+    cnf = claims.get("cnf") if isinstance(claims.get("cnf"), dict) else {}
+    if scheme == "DPoP" and not cnf.get("jkt"):
+        return "The access token is not DPoP-bound"
+    if cnf.get("jkt") and scheme != "DPoP":  # RFC 9449 §7.2
+        return "The access token is DPoP-bound: send it with the DPoP scheme and a proof"
+    if cnf.get("jkt") and cnf["jkt"] != proof_jkt:
+        return "The DPoP proof was signed by another key than the token is bound to (cnf.jkt)"
+    if cnf.get("x5t#S256"):
+        from cryptography import x509
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        pem = request.environ.get("SSL_CLIENT_CERT")
+        der = x509.load_pem_x509_certificate(pem.encode("ascii")).public_bytes(Encoding.DER) if pem else b""
+        if not der or sha256_b64url(der) != cnf["x5t#S256"]:
+            return "The access token is bound to another TLS client certificate (cnf.x5t#S256)"
+    return None
+
+
+def whoami_view_factory(verifier: AccessTokenVerifier, proofs: ProofChecker | None = None):
+    proofs = proofs or ProofChecker()
+
     def whoami(request) -> Response:
-        token, sent = _bearer_token(request)
-        if not sent:
+        scheme, token = _credentials(request)
+        if scheme is None:
             return _challenge(401)
         if token is None:
-            return _challenge(400, "invalid_request", "The Bearer credentials are empty")
+            return _challenge(400, "invalid_request", f"The {scheme} credentials are empty", scheme=scheme)
         try:
             claims = verifier.verify(token)
         except InvalidToken as exc:
-            return _challenge(401, "invalid_token", str(exc))
+            return _challenge(401, "invalid_token", str(exc), scheme=scheme)
         except IssuerUnavailable:
             return Response(json.dumps({"error": "temporarily_unavailable"}), status=503,
                             content_type="application/json", charset="utf-8")  # fmt: skip
+        jkt = None
+        if scheme == "DPoP":
+            try:
+                jkt = proofs.check(request, token)
+            except InvalidProof as exc:
+                nonce = proofs.nonce() if exc.error == USE_DPOP_NONCE else None
+                return _challenge(401, exc.error, exc.description, scheme="DPoP", nonce=nonce)
+        problem = _binding_problem(request, scheme, claims, jkt)
+        if problem:
+            dpop_bound = scheme == "DPoP" or bool((claims.get("cnf") or {}).get("jkt"))
+            return _challenge(401, "invalid_token", problem, scheme="DPoP" if dpop_bound else scheme)
         data = {"sub": claims["sub"], "client_id": claims["client_id"], "scope": claims.get("scope"), "claims": claims}
         response = Response(json.dumps(data), content_type="application/json", charset="utf-8")
         response.cache_control = "no-store"
+        if scheme == "DPoP" and proofs.require_nonce:
+            response.headers[NONCE_HEADER] = proofs.nonce()
         return response
 
     return whoami
 
 
 def add_demo_api(config: Configurator, *, issuer: str, audience: str = "api", prefix: str = "/api",
-                 jwks_refetch_cooldown: float = 1.0) -> None:  # fmt: skip
-    """Add ``GET {prefix}/whoami``, answering with the caller's token claims."""
+                 jwks_refetch_cooldown: float = 1.0, require_dpop_nonce: bool = False) -> None:  # fmt: skip
+    """Add ``GET {prefix}/whoami`` (and POST), answering with the caller's token claims.
+
+    The API's :class:`ProofChecker` is ``config.registry["pyramid_tokens.demo_api.proofs"]``.
+    """
     verifier = AccessTokenVerifier(issuer, audience, jwks_refetch_cooldown=jwks_refetch_cooldown)
+    proofs = config.registry["pyramid_tokens.demo_api.proofs"] = ProofChecker(require_nonce=require_dpop_nonce)
     config.add_route("demo_api.whoami", f"{prefix.rstrip('/')}/whoami")
-    config.add_view(whoami_view_factory(verifier), route_name="demo_api.whoami", request_method="GET")
+    config.add_view(whoami_view_factory(verifier, proofs), route_name="demo_api.whoami",
+                    request_method=("GET", "POST"))
 
 
-def make_api_app(issuer: str, audience: str = "api", *, prefix: str = "/api", jwks_refetch_cooldown: float = 1.0):
-    """A standalone WSGI app serving the demo API (``GET {prefix}/whoami``)."""
+def make_api_app(issuer: str, audience: str = "api", *, prefix: str = "/api", jwks_refetch_cooldown: float = 1.0,
+                 require_dpop_nonce: bool = False):
+    """A standalone WSGI app serving the demo API (``GET {prefix}/whoami``); ``app.registry`` holds its parts."""
     config = Configurator()
-    add_demo_api(config, issuer=issuer, audience=audience, prefix=prefix, jwks_refetch_cooldown=jwks_refetch_cooldown)
+    add_demo_api(config, issuer=issuer, audience=audience, prefix=prefix, jwks_refetch_cooldown=jwks_refetch_cooldown,
+                 require_dpop_nonce=require_dpop_nonce)
     return config.make_wsgi_app()

@@ -70,4 +70,5 @@ class Counters:
 
     def client_authenticated(self, method: str) -> None:
         with self._lock:
-            self._data["client_auth"][method] += 1
+            auth = self._data["client_auth"]  # private_key_jwt and tls_client_auth appear once used
+            auth[method] = auth.get(method, 0) + 1

@@ -6,8 +6,9 @@ carry the OpenID Connect Core 1.0 §5.1 standard claims the provider hands out b
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", DEVICE_CODE_GRANT)
@@ -41,6 +42,14 @@ class DevClient:
     refresh_token_lifetime: int | None = None
     #: RFC 8707 resource indicators this client may ask for; ``None`` allows any absolute URI
     resources: tuple[str, ...] | None = None
+    #: RFC 7523 ``private_key_jwt``: the client's public keys, a JWK Set ``{"keys": [...]}`` or a list of JWKs
+    jwks: Mapping[str, Any] | list[Any] | None = field(default=None, hash=False, compare=False, repr=False)
+    #: RFC 8705 §2.1 ``tls_client_auth``: the subject DN (RFC 4514, e.g. ``CN=worker``) of its certificate
+    tls_client_auth_subject_dn: str | None = None
+    #: RFC 7591 ``token_endpoint_auth_method``: when set, the only method accepted from this client
+    token_endpoint_auth_method: str | None = None
+    #: RFC 9449 §5.2: every token request of this client must carry a DPoP proof
+    dpop_bound_access_tokens: bool = False
 
     def __post_init__(self) -> None:
         if not self.client_id:
@@ -63,8 +72,13 @@ class DevClient:
 
     @property
     def confidential(self) -> bool:
-        """True when the client has a secret and must authenticate (RFC 6749 §2.1)."""
-        return self.client_secret is not None
+        """True when the client has credentials (secret, keys, certificate) and must authenticate (RFC 6749 §2.1)."""
+        return self.client_secret is not None or self.jwks is not None or self.tls_client_auth_subject_dn is not None
+
+    def public_keys(self) -> list[dict[str, Any]]:
+        """The registered public JWKs (``private_key_jwt``)."""
+        keys = self.jwks.get("keys") if isinstance(self.jwks, Mapping) else self.jwks
+        return [dict(key) for key in keys or () if isinstance(key, Mapping)]
 
     def __repr__(self) -> str:  # never show the secret
         kind = "confidential" if self.confidential else "public"

@@ -33,6 +33,7 @@ from oauthlib.openid.connect.core.grant_types.dispatchers import (
     AuthorizationTokenGrantDispatcher,
 )
 
+from .dpop import DPOP_JKT
 from .models import DEVICE_CODE_GRANT
 from .provider import basic_credentials
 from .validator import DevRequestValidator
@@ -57,7 +58,13 @@ class TokenHandler(BearerToken):
 
     def create_token(self, request, refresh_token=False, **kwargs):
         refresh_token = refresh_token and self.provider.issues_refresh_token(request)
-        return super().create_token(request, refresh_token=refresh_token, **kwargs)
+        token = super().create_token(request, refresh_token=refresh_token, **kwargs)
+        jkt = request.headers.get(DPOP_JKT)
+        if jkt:  # RFC 9449 §5: bound to the proof key; a public client's refresh token too
+            token["token_type"] = "DPoP"
+            if "refresh_token" in token and not request.client.confidential:
+                self.provider.dpop.bind_refresh_token(token["refresh_token"], jkt)
+        return token
 
 
 class OpenIDDeviceCodeGrant(DeviceCodeGrant):

@@ -16,6 +16,11 @@
     devidp.clients.web.id_token_lifetime = 300
     devidp.clients.web.refresh_token_lifetime = none
     devidp.clients.web.resources = https://api.example.test/
+    devidp.clients.worker.jwks = %(here)s/keys/worker.jwks.json   # private_key_jwt: the client's public JWK Set
+    devidp.clients.worker.tls_client_auth_subject_dn = CN=worker  # tls_client_auth (when served over TLS)
+    devidp.clients.worker.token_endpoint_auth_method = private_key_jwt
+    devidp.clients.worker.dpop_bound_access_tokens = true
+    devidp.require_dpop_nonce = true
     devidp.users.alice.name = Alice Liddell
     devidp.users.alice.email = alice@example.test
     devidp.users.alice.role = admin
@@ -44,6 +49,10 @@ CLIENT_FIELDS = {
     "id_token_lifetime": "id_token_lifetime",
     "refresh_token_lifetime": "refresh_token_lifetime",
     "resources": "resources",
+    "jwks": "jwks",
+    "tls_client_auth_subject_dn": "tls_client_auth_subject_dn",
+    "token_endpoint_auth_method": "token_endpoint_auth_method",
+    "dpop_bound_access_tokens": "dpop_bound_access_tokens",
 }
 LIFETIMES = {"access_token_lifetime", "id_token_lifetime", "refresh_token_lifetime"}
 USER_FIELDS = {"name", "email", "role"}
@@ -86,6 +95,8 @@ def provider_options(settings: Mapping[str, Any]) -> dict[str, Any]:
             options[name] = _int(key, value, INT_OPTIONS[name])
         elif name in ("issuer", "audience", "device_auto_approve"):
             options[name] = str(value).strip() or None
+        elif name == "require_dpop_nonce":
+            options[name] = _bool(key, value)
         else:
             log.warning("devidp: ignoring unknown setting %s", key)
     if not options.get("issuer"):
@@ -104,7 +115,34 @@ def _client_value(key: str, field: str, value: Any) -> Any:
         return _int(key, value, 1)
     if field == "secret":
         return str(value).strip() or None
+    if field == "jwks":
+        return _jwks(key, value)
+    if field in ("tls_client_auth_subject_dn", "token_endpoint_auth_method"):
+        return str(value).strip() or None
+    if field == "dpop_bound_access_tokens":
+        return _bool(key, value)
     return words(str(value))
+
+
+def _bool(key: str, value: Any) -> bool:
+    from ..options import as_bool
+
+    return as_bool(key, value)
+
+
+def _jwks(key: str, value: Any) -> dict[str, Any]:
+    """A client's public JWK Set from a JSON file (a single JWK is accepted too)."""
+    import json
+
+    try:
+        with open(str(value).strip(), encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(key, f"cannot read a JWK Set ({type(exc).__name__})", value) from None
+    keys = data.get("keys") if isinstance(data, dict) and "keys" in data else [data]
+    if not isinstance(keys, list) or not keys or any(not isinstance(k, dict) or "d" in k for k in keys):
+        raise ConfigurationError(key, "expected public JWKs (no private members)", value)
+    return {"keys": keys}
 
 
 def _build(key: str, cls: type, ident: str, kwargs: dict[str, Any]) -> Any:

@@ -29,6 +29,7 @@ from oauthlib.oauth2.rfc8628.request_validator import RequestValidator as Device
 from oauthlib.openid import RequestValidator as OpenIDRequestValidator
 from oauthlib.uri_validate import is_absolute_uri
 
+from .dpop import binding_satisfied
 from .models import USER_SCOPES
 from .state import AuthorizationCode, Grant, RefreshToken
 
@@ -140,6 +141,7 @@ class DevRequestValidator(OpenIDRequestValidator, DeviceRequestValidator):
             expires_at=now + self.provider.code_lifetime,
         )
         self.state.add_code(record, now)
+        self.provider.dpop.bind_code(code["code"], dict(request.uri_query_params).get("dpop_jkt"))  # RFC 9449 §10
 
     def validate_silent_login(self, request):
         return False  # no sessions: prompt=none always answers login_required
@@ -289,6 +291,9 @@ class DevRequestValidator(OpenIDRequestValidator, DeviceRequestValidator):
             return False
         if self.state.access_token_revoked(claims.get("jti", "")):
             log.info("devidp: revoked access token refused at userinfo")
+            return False
+        if not binding_satisfied(claims, request.headers):  # RFC 9449 §7, RFC 8705 §3
+            log.info("devidp: bound access token refused at userinfo (no proof of its key or certificate)")
             return False
         request.scopes = scope_to_list(claims.get("scope")) or []
         request.access_token_claims = claims

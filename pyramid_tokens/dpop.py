@@ -1,0 +1,252 @@
+"""DPoP, Demonstrating Proof of Possession (RFC 9449): proofs, server nonces, and proof checks.
+
+Client side (framework-free; used by :mod:`pyramid_tokens.protocol` and :mod:`pyramid_tokens.httpclient`):
+
+* :class:`DPoPKey` - the key a token is bound to (ES256 generated, or loaded from a PEM/JWK file)
+  and the proofs it signs (§4.2): header ``typ: dpop+jwt``, ``alg``, ``jwk`` (public key); claims
+  ``jti``, ``htm``, ``htu`` (the target URI without query and fragment), ``iat``, and ``ath``
+  (base64url SHA-256 of the access token) on resource requests, ``nonce`` when the server gave one.
+  A key serialises to a private JWK so that it can live WITH the tokens bound to it in a store.
+* :class:`DPoPNonces` - the last ``DPoP-Nonce`` (§8, §9) each origin handed out, so every later
+  proof to that origin carries it; a ``use_dpop_nonce`` refusal is answered by one retry.
+
+Server side (the development provider and the demo API): :func:`verify_proof` implements the
+checks of §4.3 and :class:`ReplayCache` the ``jti`` replay check (§11.1).
+
+Proofs use wall-clock time for ``iat``: the server checks it against its own clock.
+"""
+from __future__ import annotations
+
+import functools
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from typing import Any, Callable, Mapping
+from urllib.parse import urlsplit, urlunsplit
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from .jwk import ALGORITHMS, PrivateKey, infer_algorithm, load_private_key, private_jwk, public_jwk, sha256_b64url
+from .jwk import thumbprint as jwk_thumbprint
+
+DPOP_TYP = "dpop+jwt"
+#: the response header carrying a server nonce (§8.1, §9)
+NONCE_HEADER = "DPoP-Nonce"
+#: the error a server answers when a proof lacks its (current) nonce (§8, §9)
+USE_DPOP_NONCE = "use_dpop_nonce"
+INVALID_DPOP_PROOF = "invalid_dpop_proof"
+#: JWK members that only a private key has; a proof's ``jwk`` header must have none (§4.3)
+PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def htu(url: str) -> str:
+    """The ``htu`` of a request URL (§4.2): no query, no fragment; scheme and host lower case, default port dropped."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    port = parts.port
+    netloc = host if port is None or port == _DEFAULT_PORTS.get(scheme) else f"{host}:{port}"
+    return urlunsplit((scheme, netloc, parts.path or "/", "", ""))
+
+
+def origin(url: str) -> str:
+    """``scheme://host[:port]`` of a URL: nonces are remembered per origin."""
+    parts = urlsplit(htu(url))
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+class DPoPKey:
+    """A DPoP key pair: signs proofs; ``thumbprint`` is the ``jkt`` tokens are bound to (§6.1).
+
+    Equal keys have equal thumbprints; the ``repr`` shows the thumbprint only, never the key.
+    """
+
+    def __init__(self, private_key: PrivateKey, alg: str | None = None, *, setting: str = "dpop") -> None:
+        self._key = private_key
+        self.alg = infer_algorithm(private_key, alg, setting=setting)
+        self.public_jwk = public_jwk(private_key)
+        self.thumbprint = jwk_thumbprint(self.public_jwk)
+
+    # -- construction ---------------------------------------------------------------------------
+    @classmethod
+    def generate(cls) -> "DPoPKey":
+        """A fresh ES256 (P-256) key."""
+        return cls(ec.generate_private_key(ec.SECP256R1()), "ES256")
+
+    @classmethod
+    def from_file(cls, path: Any, *, setting: str = "dpop") -> "DPoPKey":
+        """A key from a PEM or JWK file; a bad file is a ``ConfigurationError`` naming ``setting``."""
+        key, _ = load_private_key(path, setting=setting)
+        return cls(key, setting=setting)
+
+    @classmethod
+    def from_jwk(cls, jwk: Mapping[str, Any]) -> "DPoPKey":
+        """The key of a stored private JWK (see :meth:`private_jwk`); parsed once per process."""
+        return _key_from_jwk(tuple(sorted((str(k), str(v)) for k, v in jwk.items())))
+
+    def private_jwk(self) -> dict[str, str]:
+        """The private JWK (with ``alg``), to be stored with the tokens bound to this key."""
+        return {**private_jwk(self._key), "alg": self.alg}
+
+    # -- proofs ---------------------------------------------------------------------------------
+    def proof(self, method: str, url: str, *, access_token: str | None = None, nonce: str | None = None,
+              now: float | None = None) -> str:
+        """A DPoP proof for one HTTP request (§4.2); ``access_token`` adds ``ath`` (§7)."""
+        claims: dict[str, Any] = {
+            "jti": secrets.token_urlsafe(24),
+            "htm": method.upper(),
+            "htu": htu(url),
+            "iat": int(time.time() if now is None else now),
+        }
+        if access_token is not None:
+            claims["ath"] = sha256_b64url(access_token)
+        if nonce:
+            claims["nonce"] = nonce
+        return jwt.encode(claims, self._key, algorithm=self.alg, headers={"typ": DPOP_TYP, "jwk": self.public_jwk})
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, DPoPKey) and other.thumbprint == self.thumbprint
+
+    def __hash__(self) -> int:
+        return hash(self.thumbprint)
+
+    def __repr__(self) -> str:
+        return f"DPoPKey(alg={self.alg!r}, jkt={self.thumbprint!r})"
+
+
+@functools.lru_cache(maxsize=512)
+def _key_from_jwk(items: tuple[tuple[str, str], ...]) -> DPoPKey:
+    data = dict(items)
+    try:
+        key = jwt.PyJWK(data).key
+    except (jwt.PyJWTError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"not a usable private JWK ({type(exc).__name__})") from None
+    return DPoPKey(key, data.get("alg"))
+
+
+class DPoPNonces:
+    """The latest server nonce per origin (§8.2, §9); thread-safe, bounded."""
+
+    def __init__(self, max_origins: int = 256) -> None:
+        self._nonces: OrderedDict[str, str] = OrderedDict()
+        self._lock = threading.Lock()
+        self.max_origins = max_origins
+
+    def get(self, url: str) -> str | None:
+        with self._lock:
+            return self._nonces.get(origin(url))
+
+    def remember(self, url: str, headers: Mapping[str, str] | None) -> bool:
+        """Keep the ``DPoP-Nonce`` of a response from ``url``; True when it is new for that origin."""
+        nonce = (headers or {}).get(NONCE_HEADER)
+        if not nonce or not isinstance(nonce, str) or len(nonce) > 1024:
+            return False
+        key = origin(url)
+        with self._lock:
+            changed = self._nonces.get(key) != nonce
+            self._nonces[key] = nonce
+            self._nonces.move_to_end(key)
+            while len(self._nonces) > self.max_origins:
+                self._nonces.popitem(last=False)
+        return changed
+
+    def __repr__(self) -> str:
+        return f"DPoPNonces(origins={len(self._nonces)})"
+
+
+def challenge_error(www_authenticate: str | None) -> str | None:
+    """The ``error`` of a ``WWW-Authenticate: DPoP ...`` challenge (§7.1), or ``None``."""
+    text = www_authenticate or ""
+    for challenge in text.split("DPoP ")[1:] if "DPoP " in text else []:
+        for part in challenge.split(","):
+            name, _, value = part.strip().partition("=")
+            if name.strip().lower() == "error":
+                return value.strip().strip('"')
+    return None
+
+
+# -- server side ----------------------------------------------------------------------------------------
+class InvalidProof(Exception):
+    """A DPoP proof was refused; ``error`` is ``invalid_dpop_proof`` or ``use_dpop_nonce``."""
+
+    def __init__(self, description: str, error: str = INVALID_DPOP_PROOF) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+
+
+class ReplayCache:
+    """Remembers values (proof or assertion ``jti``) until they expire; thread-safe, bounded."""
+
+    def __init__(self, clock: Callable[[], float] = time.time, max_entries: int = 100_000) -> None:
+        self.clock = clock
+        self.max_entries = max_entries
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def first_use(self, value: str, expires_at: float) -> bool:
+        """True the first time ``value`` is seen (before it expires), False for a replay."""
+        now = self.clock()
+        with self._lock:
+            while self._seen and (len(self._seen) >= self.max_entries or next(iter(self._seen.values())) <= now):
+                self._seen.popitem(last=False)  # oldest first (entries share one lifetime per use)
+            if value in self._seen and self._seen[value] > now:
+                return False
+            self._seen[value] = expires_at
+            return True
+
+
+def verify_proof(proof: str | None, *, method: str, url: str, access_token: str | None = None,
+                 nonce_ok: Callable[[str | None], bool] | None = None, replay: ReplayCache | None = None,
+                 now: float | None = None, max_age: float = 60, leeway: float = 5,
+                 algorithms: tuple[str, ...] = ALGORITHMS) -> tuple[str, dict[str, Any]]:
+    """Check one DPoP proof (§4.3, §7.1 with ``access_token``); ``(jkt, claims)`` or :class:`InvalidProof`.
+
+    ``nonce_ok(nonce)`` decides whether the proof's nonce is current (``use_dpop_nonce`` if not);
+    ``replay`` refuses a ``jti`` seen before. ``iat`` must lie within ``max_age`` seconds before
+    ``now`` and ``leeway`` seconds after it.
+    """
+    if not proof or not isinstance(proof, str) or "," in proof:
+        raise InvalidProof("exactly one DPoP proof is required")
+    try:
+        header = jwt.get_unverified_header(proof)
+    except jwt.PyJWTError:
+        raise InvalidProof("the DPoP proof is not a JWT") from None
+    if str(header.get("typ", "")).lower() != DPOP_TYP:
+        raise InvalidProof("the DPoP proof must have typ dpop+jwt")
+    alg = header.get("alg")
+    if alg not in algorithms:
+        raise InvalidProof("the DPoP proof's alg is not supported")
+    jwk = header.get("jwk")
+    if not isinstance(jwk, dict) or PRIVATE_MEMBERS & set(jwk):
+        raise InvalidProof("the DPoP proof must carry a public jwk")
+    try:
+        key = jwt.PyJWK(jwk, algorithm=alg)
+        jkt = jwk_thumbprint(jwk)
+        claims = jwt.decode(proof, key.key, algorithms=[alg],
+                            options={"require": ["jti", "htm", "htu", "iat"], "verify_aud": False,
+                                     "verify_exp": False, "verify_iat": False, "verify_nbf": False})
+    except (jwt.PyJWTError, ValueError, TypeError, KeyError):
+        raise InvalidProof("the DPoP proof's signature does not verify with its jwk") from None
+    if claims.get("htm") != method.upper():
+        raise InvalidProof("the DPoP proof is for another HTTP method (htm)")
+    if not isinstance(claims.get("htu"), str) or htu(claims["htu"]) != htu(url):
+        raise InvalidProof("the DPoP proof is for another URI (htu)")
+    now = time.time() if now is None else now
+    iat = claims.get("iat")
+    if not isinstance(iat, (int, float)) or isinstance(iat, bool) or not now - max_age <= iat <= now + leeway:
+        raise InvalidProof("the DPoP proof is too old or from the future (iat)")
+    if access_token is not None and claims.get("ath") != sha256_b64url(access_token):
+        raise InvalidProof("the DPoP proof is not for this access token (ath)")
+    if nonce_ok is not None and not nonce_ok(claims.get("nonce")):
+        raise InvalidProof("a current DPoP nonce is required", USE_DPOP_NONCE)
+    if not isinstance(claims.get("jti"), str) or not claims["jti"] or len(claims["jti"]) > 256:
+        raise InvalidProof("the DPoP proof needs a jti")
+    if replay is not None and not replay.first_use(f"{jkt}:{claims['jti']}", now + max_age + leeway):
+        raise InvalidProof("the DPoP proof was used before (jti)")
+    return jkt, claims
