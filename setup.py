@@ -33,7 +33,7 @@ extras["testing"] = [
     *extras["redis"],
     *extras["notebooks"],
 ]
-extras["benchmarks"] = ["Authlib>=1.3", *extras["redis"]]
+extras["benchmarks"] = ["Authlib>=1.3", "WebTest>=3.0", *extras["redis"]]
 
 setup(
     name="pyramid_tokens",
@@ -57,5 +57,7 @@ setup(
     entry_points={
         "paste.app_factory": ["main = pyramid_tokens.demo:main"],
         "console_scripts": ["pyramid-tokens-devidp = pyramid_tokens.devidp.__main__:main"],
+        # session.type = redis_json: Beaker sessions in Redis without pickle (pyramid_tokens.redis.sessions)
+        "beaker.backends": ["redis_json = pyramid_tokens.redis.sessions:JsonRedisNamespaceManager"],
     },
 )

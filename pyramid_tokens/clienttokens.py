@@ -11,9 +11,9 @@ import logging
 from typing import Any, Mapping
 
 from .clock import Clock, system_clock
-from .errors import TokenError
+from .errors import InvalidResponse, ProviderUnavailable, TokenError
 from .protocol import TokenClient
-from .stores import TokenStore
+from .stores import StoreUnavailable, TokenStore
 from .tokens import AccessToken, dumps
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,23 @@ class ClientTokens:
 
     def get(self, name: str | None = None, *, force_renewal: bool = False, scope: str | None = None,
             resource: str | None = None, parameters: Mapping[str, Any] | None = None) -> AccessToken:
-        """The client's token, from the cache when it has more than the buffer left."""
+        """The client's token, from the cache when it has more than the buffer left.
+
+        When a shared cache (Redis) cannot be reached, the token is requested directly (and logged):
+        the cache saves requests, it must not stop the client.
+        """
+        try:
+            return self._get(name, force_renewal=force_renewal, scope=scope, resource=resource, parameters=parameters)
+        except StoreUnavailable as exc:
+            log.warning("client %s: token cache unavailable (%s); requesting a token directly", name or "(oidc client)",
+                        exc.error_description)
+            default_scope, default_resource = self.defaults.get(name, (None, None))
+            return self._client(name).client_credentials(
+                scope=scope if scope is not None else default_scope,
+                resource=resource if resource is not None else default_resource, extra=parameters).access_token
+
+    def _get(self, name: str | None = None, *, force_renewal: bool = False, scope: str | None = None,
+             resource: str | None = None, parameters: Mapping[str, Any] | None = None) -> AccessToken:
         default_scope, default_resource = self.defaults.get(name, (None, None))
         scope = scope if scope is not None else default_scope
         resource = resource if resource is not None else default_resource
@@ -66,10 +82,22 @@ class ClientTokens:
                 token = AccessToken.from_dict(current)
                 if not token.renewal_due(self.buffer, self.clock()):
                     return token  # renewed by another caller while we waited
-            response = self._client(name).client_credentials(scope=scope, resource=resource, extra=parameters)
+            try:
+                response = self._client(name).client_credentials(scope=scope, resource=resource, extra=parameters)
+            except (ProviderUnavailable, InvalidResponse) as exc:  # down, or answering garbage
+                if current is None or force_renewal or AccessToken.from_dict(current).is_expired(self.clock()):
+                    raise
+                # Renewal was only due early (the buffer): the cached token is still valid, keep using it.
+                log.warning("client %s: renewal failed (%s); using the cached token until it expires",
+                            name or "(oidc client)", exc)
+                return AccessToken.from_dict(current)
             token = response.access_token
             expires_in = token.expires_in(self.clock())
-            self.cache.set(key, token.to_dict(), ttl=expires_in if expires_in is not None else None)
+            try:
+                self.cache.set(key, token.to_dict(), ttl=expires_in if expires_in is not None else None)
+            except StoreUnavailable as exc:  # the token is good; only the cache missed it
+                log.warning("client %s: could not cache the new token (%s)", name or "(oidc client)",
+                            exc.error_description)
             log.info("client %s: new client-credentials token (scope=%s, resource=%s, expires at %s)",
                      name or "(oidc client)", scope, resource, token.expires_at)
             return token

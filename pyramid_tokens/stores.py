@@ -32,6 +32,12 @@ class LockTimeout(TokenError):
     error = "temporarily_unavailable"
 
 
+class StoreUnavailable(TokenError):
+    """A shared token store (Redis) could not be reached or did not answer in time."""
+
+    error = "temporarily_unavailable"
+
+
 class KeyedLocks:
     """One re-entrant lock per key, created on demand and dropped when nobody holds a reference."""
 
