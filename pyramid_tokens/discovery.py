@@ -54,6 +54,8 @@ class Discovery:
             try:
                 doc = self._fetch()
             except TokenError as exc:
+                if not isinstance(exc, ProviderUnavailable):  # a broken document leaves the provider as unusable
+                    exc = ProviderUnavailable(exc.error_description, status_code=exc.status_code)
                 self._failed = (now, exc)
                 if self._metadata is not None:  # keep serving the old document while the new one fails
                     log.warning("discovery refresh for %s failed (%s); keeping the cached document",
@@ -61,7 +63,7 @@ class Discovery:
                     self._fetched_at = now - self.ttl + self.retry_after
                     return self._metadata
                 log.warning("discovery for %s failed: %s", self.authority, exc)
-                raise
+                raise exc from None
             self._metadata, self._fetched_at, self._failed = doc, now, None
             log.info("discovered %s (token endpoint %s)", self.authority, doc.get("token_endpoint"))
             return doc

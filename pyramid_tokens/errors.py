@@ -68,6 +68,10 @@ class InvalidIdToken(TokenError):
     error = "invalid_id_token"
 
 
+class SubjectMismatch(InvalidIdToken):
+    """A refreshed ID token names another user than the login (OIDC Core §12.2): the grant is someone else's."""
+
+
 class LoginFailed(TokenError):
     """The authorization response could not be accepted (state, error parameter, issuer...)."""
 

@@ -10,16 +10,22 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
 from typing import Any
 
 import jwt
 
 from .discovery import Discovery
-from .errors import InvalidIdToken, TokenError
+from .errors import InvalidIdToken, ProviderUnavailable, SubjectMismatch, TokenError
 
 #: asymmetric algorithms we accept for ID tokens
 ALLOWED_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 _HASHES = {"256": hashlib.sha256, "384": hashlib.sha384, "512": hashlib.sha512}
+
+
+def same_text(a: str, b: str) -> bool:
+    """Constant-time equality of two strings; ``hmac.compare_digest`` raises TypeError on non-ASCII ``str``."""
+    return hmac.compare_digest(a.encode("utf-8", "surrogatepass"), b.encode("utf-8", "surrogatepass"))
 
 
 def token_hash(value: str, alg: str) -> str:
@@ -42,6 +48,8 @@ def validate_id_token(id_token: str, *, discovery: Discovery, client_id: str, no
         raise InvalidIdToken(f"the ID token's algorithm {alg!r} is not allowed")
     try:
         key = discovery.signing_key(header.get("kid"), alg)
+    except ProviderUnavailable:
+        raise  # the JWKS could not be fetched: try again later, the token may well be fine
     except TokenError as exc:
         raise InvalidIdToken(exc.error_description or "no key for the ID token") from None
     issuer = discovery.issuer
@@ -64,7 +72,7 @@ def validate_id_token(id_token: str, *, discovery: Discovery, client_id: str, no
     check_id_token_claims(claims, client_id=client_id, now=now, nonce=nonce, require_nonce=require_nonce,
                           expected_sub=expected_sub, skew=skew, max_age=max_age)
     if access_token is not None and "at_hash" in claims:
-        if not hmac.compare_digest(str(claims["at_hash"]), token_hash(access_token, alg)):
+        if not same_text(str(claims["at_hash"]), token_hash(access_token, alg)):
             raise InvalidIdToken("the ID token's at_hash does not match the access token")
     return claims
 
@@ -78,7 +86,8 @@ def check_id_token_claims(claims: dict[str, Any], *, client_id: str, now: float,
     if (len(audiences) > 1 or azp is not None) and azp != client_id:
         raise InvalidIdToken("the ID token's azp is not this client")
     for name in ("exp", "iat"):
-        if isinstance(claims[name], bool) or not isinstance(claims[name], (int, float)):
+        value = claims[name]  # Python's json reads NaN and Infinity: an exp of NaN would never expire
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise InvalidIdToken(f"the ID token's {name} is not a number")
     if now > claims["exp"] + skew:
         raise InvalidIdToken("the ID token has expired")
@@ -87,10 +96,9 @@ def check_id_token_claims(claims: dict[str, Any], *, client_id: str, now: float,
     if claims["iat"] < now - max_age - skew:
         raise InvalidIdToken("the ID token was issued too long ago")
     if require_nonce or nonce is not None:
-        if not isinstance(claims.get("nonce"), str) or not nonce or \
-                not hmac.compare_digest(claims["nonce"], nonce):
+        if not isinstance(claims.get("nonce"), str) or not nonce or not same_text(claims["nonce"], nonce):
             raise InvalidIdToken("the ID token's nonce does not match the login request")
     if not isinstance(claims["sub"], str) or not claims["sub"]:
         raise InvalidIdToken("the ID token's sub is empty")
     if expected_sub is not None and claims["sub"] != expected_sub:
-        raise InvalidIdToken("the refreshed ID token names another user")
+        raise SubjectMismatch("the refreshed ID token names another user")

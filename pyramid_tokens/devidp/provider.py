@@ -2,8 +2,9 @@
 
 * OpenID Connect Discovery 1.0 §3 and RFC 8414 §2: provider metadata (:meth:`DevProvider.metadata`),
   with RFC 9207 §3 ``authorization_response_iss_parameter_supported``.
-* RFC 6749 §2.3.1: ``client_secret_basic`` and ``client_secret_post``, one method per request
-  (:meth:`DevProvider.authenticate_client`).
+* RFC 6749 §2.3.1: ``client_secret_basic`` and ``client_secret_post``, RFC 7523 ``private_key_jwt``
+  and RFC 8705 ``tls_client_auth``, one method per request (:meth:`DevProvider.authenticate_client`).
+* RFC 9449 DPoP-bound and RFC 8705 certificate-bound access tokens (``cnf``; ``dpop.py``).
 * RFC 9068 §2: JWT access tokens (``typ: at+jwt``); RFC 8707 §2: ``aud`` from ``resource``.
 * OpenID Connect Core 1.0 §2 and §3.1.3.6: ID tokens with ``at_hash``; §12.2: refreshed ID tokens
   keep ``auth_time`` and carry no ``nonce``.
@@ -26,7 +27,10 @@ from urllib.parse import unquote_plus
 import jwt
 
 from ..clock import Clock, system_clock
+from .clientauth import AssertionRefused, AssertionVerifier, check_tls_client
 from .counters import Counters
+from .dpop import DPoPServer, confirmation
+from .faults import FaultMode, issue_id_token
 from .keys import ALGORITHM, KeySet
 from .models import DEFAULT_SCOPES, GRANT_TYPES, DevClient, DevUser
 from .state import DeviceAuthorization, Grant, State, new_user_code
@@ -96,6 +100,7 @@ class DevProvider:
         device_auto_approve: str | None = None,
         code_lifetime: int = 60,
         clock: Clock = system_clock,
+        require_dpop_nonce: bool = False,
     ) -> None:
         from .oauth import ProviderServer  # oauth.py builds on this class
 
@@ -113,6 +118,11 @@ class DevProvider:
         self._clients = {client.client_id: client for client in clients or ()}
         self._users = {user.username: user for user in users or ()}
         self.server = ProviderServer(self)
+        #: RFC 9449 state (nonces, proof replay, bindings); RFC 7523 assertion checks (jti replay)
+        self.dpop = DPoPServer(self, require_nonce=require_dpop_nonce)
+        self.assertions = AssertionVerifier(self)
+        #: the current misbehaviour for tests (:mod:`pyramid_tokens.devidp.faults`); none by default
+        self.faults = FaultMode()
         log.warning(
             "pyramid_tokens.devidp is a DEVELOPMENT OpenID provider: any user name logs in without a "
             "password and all state is in memory. Never use it to protect anything real."
@@ -165,6 +175,8 @@ class DevProvider:
         clients = self.clients.values()
         scopes = sorted(set(DEFAULT_SCOPES).union(*(client.scopes for client in clients)))
         auth_methods = SECRET_AUTH_METHODS + (["none"] if any(not c.confidential for c in clients) else [])
+        auth_methods += ["private_key_jwt"] if any(c.jwks is not None for c in clients) else []
+        auth_methods += ["tls_client_auth"] if any(c.tls_client_auth_subject_dn for c in clients) else []
         return {
             "issuer": self.issuer,
             **{name: self.url(path) for name, path in ENDPOINT_PATHS.items()},
@@ -181,10 +193,22 @@ class DevProvider:
             "claims_parameter_supported": False,
             "request_parameter_supported": False,
             "authorization_response_iss_parameter_supported": True,
+            "token_endpoint_auth_signing_alg_values_supported": ["RS256", "PS256", "ES256"],
+            "dpop_signing_alg_values_supported": ["ES256", "RS256", "PS256"],
+            "tls_client_certificate_bound_access_tokens": True,
         }
 
     def jwks(self) -> dict[str, list[dict[str, str]]]:
         return self.keys.jwks()
+
+    def misbehave(self, fault: str, *, on: Any = None, times: int | None = None, **params: Any) -> None:
+        """Misbehave in ONE named way from now on (tests only; see :mod:`~pyramid_tokens.devidp.faults`)."""
+        self.faults.set(fault, on=on, times=times, **params)
+        log.warning("devidp: misbehaving on purpose: %s", fault)
+
+    def behave(self) -> None:
+        """Stop misbehaving."""
+        self.faults.clear()
 
     def rotate_keys(self, keep_old: bool = True) -> str:
         """Sign with a new key from now on; returns its ``kid``. Old keys stay published if ``keep_old``."""
@@ -205,14 +229,27 @@ class DevProvider:
         """Authenticate the client of an oauthlib request; the one place that does so.
 
         ``client_secret_basic`` (Authorization header) or ``client_secret_post`` (body) for
-        clients with a secret, ``none`` (client_id only) for public clients. Using two methods
-        in one request fails (RFC 6749 §2.3). On success sets ``request.client``,
+        clients with a secret, ``private_key_jwt`` (RFC 7523, ``clientauth.py``) for clients with
+        registered keys, ``tls_client_auth`` (RFC 8705 §2.1: client_id only, over a connection with
+        the registered certificate subject), ``none`` (client_id only) for public clients. Using two
+        methods in one request fails (RFC 6749 §2.3), as does a method other than the client's
+        ``token_endpoint_auth_method`` when it registered one. On success sets ``request.client``,
         ``request.client_id`` and ``request.client_auth_method`` and counts the method.
         """
         basic = basic_credentials(request.headers.get("Authorization"))
+        asserted = getattr(request, "client_assertion", None) is not None or \
+            getattr(request, "client_assertion_type", None) is not None
+        if asserted and (basic is not None or request.client_secret is not None):
+            return self._auth_failed(request.client_id, "two authentication methods")
         if basic is not None and request.client_secret is not None:
             return self._auth_failed(request.client_id, "two authentication methods")
-        if basic is not None:
+        if asserted:  # RFC 7523 private_key_jwt: the verified assertion names the client
+            try:
+                asserted_client = self.assertions.verify(request)
+            except AssertionRefused as exc:
+                return self._auth_failed(request.client_id, f"private_key_jwt refused: {exc}")
+            client_id, secret, method = asserted_client.client_id, None, "private_key_jwt"
+        elif basic is not None:
             client_id, secret = basic
             method = "client_secret_basic"
             if request.client_id and request.client_id != client_id:
@@ -224,13 +261,23 @@ class DevProvider:
         client = self.get_client(client_id)
         if client is None:
             return self._auth_failed(client_id, "unknown client")
-        if client.confidential:
-            if not secret or not hmac.compare_digest(secret.encode(), client.client_secret.encode()):
+        if method == "private_key_jwt":
+            pass  # verified above against the client's registered keys
+        elif method == "none" and client.tls_client_auth_subject_dn:  # RFC 8705 §2.1 tls_client_auth
+            if not check_tls_client(client, request):
+                return self._auth_failed(client_id, "no client certificate with the registered subject DN")
+            method = "tls_client_auth"
+        elif client.confidential:
+            if not secret or not client.client_secret or \
+                    not hmac.compare_digest(secret.encode(), client.client_secret.encode()):
                 return self._auth_failed(client_id, f"bad credentials ({method})")
         elif secret:
             return self._auth_failed(client_id, "public client presented a secret")
         else:
             method = "none"  # a public client naming itself, also with an empty Basic password
+        if client.token_endpoint_auth_method and method != client.token_endpoint_auth_method and \
+                {method, client.token_endpoint_auth_method} != set(SECRET_AUTH_METHODS):
+            return self._auth_failed(client_id, f"{method} is not the client's registered method")
         request.client = client
         request.client_id = client.client_id
         request.client_auth_method = method
@@ -298,6 +345,9 @@ class DevProvider:
             "client_id": client.client_id,
             "scope": " ".join(request.scopes or ()),
         }
+        cnf = confirmation(request.headers)  # RFC 9449 §6.1 jkt, RFC 8705 §3.1 x5t#S256
+        if cnf:
+            claims["cnf"] = cnf
         if user is not None:
             if grant is not None and grant.auth_time is not None:
                 claims["auth_time"] = grant.auth_time
@@ -306,7 +356,7 @@ class DevProvider:
 
     def id_token(self, request: Any, token: dict[str, Any]) -> str:
         """A signed ID token for an oauthlib token request whose response is ``token``."""
-        return self.sign(self._id_token_claims(request, token))
+        return issue_id_token(self, request, self._id_token_claims(request, token))  # signed, unless a fault
 
     def _id_token_claims(self, request: Any, token: dict[str, Any]) -> dict[str, Any]:
         now = int(self.clock())

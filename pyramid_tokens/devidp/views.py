@@ -24,7 +24,9 @@ from oauthlib.oauth2.rfc6749.errors import FatalClientError, InvalidRequestError
 from pyramid.httpexceptions import HTTPFound
 from webob import Response
 
-from . import pages
+from . import faults, pages
+from .clientauth import ENVIRON_CERT, PEER_CERT
+from .dpop import DPOP_JKT, DPoPError
 from .oauth import NO_STORE
 from .provider import DEVICE_VERIFICATION_PATH, DISCOVERY_PATH, ENDPOINT_PATHS, DevProvider
 
@@ -37,9 +39,13 @@ def provider_of(request) -> DevProvider:
 
 
 # -- helpers ----------------------------------------------------------------------------------------
-def _oauth_request(request) -> tuple[str, str, str | None, dict[str, str]]:
+def _oauth_request(request, extra: dict[str, str] | None = None) -> tuple[str, str, str | None, dict[str, str]]:
+    """oauthlib's view of the request; the TLS client certificate and a checked DPoP key go as pseudo-headers."""
     body = request.body.decode("utf-8", "replace") if request.body else None
-    return request.url, request.method, body, dict(request.headers)
+    headers = {k: v for k, v in request.headers.items() if k not in (PEER_CERT, DPOP_JKT)}
+    if request.environ.get(ENVIRON_CERT):  # set by the TLS server only, never from an HTTP header
+        headers[PEER_CERT] = request.environ[ENVIRON_CERT]
+    return request.url, request.method, body, {**headers, **(extra or {})}
 
 
 def _oauth_response(headers: dict[str, str], body: str | None, status: int) -> Response:
@@ -159,9 +165,12 @@ def token_view(request):
         problem = _form_problem(request)
         if problem is not None:
             raise problem
-        headers, body, status = provider.server.create_token_response(*_oauth_request(request))
+        jkt = provider.dpop.check_token_request(request)  # RFC 9449 §5, §8, §10
+        extra = {DPOP_JKT: jkt} if jkt else {}
+        headers, body, status = provider.server.create_token_response(*_oauth_request(request, extra))
     except OAuth2Error as e:
         headers, body, status = _error(e)
+    headers = {**provider.dpop.nonce_header(), **headers}
     if status != 200:
         provider.counter.token_error(json.loads(body).get("error", "unknown") if body else "unknown")
     return _oauth_response(headers, body, status)
@@ -196,7 +205,12 @@ def userinfo_view(request):
     provider = provider_of(request)
     provider.counter.hit("userinfo")
     try:
-        headers, body, status = provider.server.create_userinfo_response(*_oauth_request(request))
+        extra = provider.dpop.resource_headers(request)  # RFC 9449 §7: a DPoP token and its proof
+        headers, body, status = provider.server.create_userinfo_response(*_oauth_request(request, extra))
+    except DPoPError as e:
+        response = _json({"error": e.error, "error_description": e.description}, status=e.status_code)
+        response.headers.update(e.headers)
+        return response
     except OAuth2Error as e:
         challenge = 'Bearer realm="devidp"'
         if _presented_bearer_token(request):  # RFC 6750 §3.1: no error code when no token was sent
@@ -283,8 +297,8 @@ def add_routes(config) -> None:
 
     def route(name: str, path: str, *views: tuple[Any, str | tuple[str, ...] | None]) -> None:
         config.add_route(f"devidp.{name}", path)
-        for view, methods in views:
-            config.add_view(view, route_name=f"devidp.{name}", request_method=methods)
+        for view, methods in views:  # faults.guard: tests may make the provider misbehave (faults.py)
+            config.add_view(faults.guard(name, view, provider_of), route_name=f"devidp.{name}", request_method=methods)
 
     paths = ENDPOINT_PATHS
     route("discovery", DISCOVERY_PATH, (discovery_view, "GET"))
