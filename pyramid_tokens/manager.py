@@ -17,6 +17,7 @@ import requests
 from .clienttokens import ClientTokens
 from .clock import Clock, system_clock
 from .discovery import Discovery
+from .dpop import DPoPNonces
 from .errors import ConfigurationError, LoginRequired
 from .httpclient import NamedClient
 from .oidc import OidcClient
@@ -60,6 +61,10 @@ def user_store_from_settings(settings: Mapping[str, Any], options: Options, cloc
         return None
     if kind == "memory":
         return MemoryStore(clock)
+    if kind in ("redis_json", "ext:redis"):  # beside a Redis session: JSON records and a cross-process lock
+        if not settings.get("session.url"):
+            raise ConfigurationError("session.url", f"required with session.type = {kind}")
+        return redis_store(str(settings["session.url"]), "session.url")
     args = {key[len("session."):]: value for key, value in settings.items()
             if key in ("session.data_dir", "session.lock_dir", "session.url")}
     return BeakerStore(kind, clock=clock, **args)
@@ -85,9 +90,11 @@ class TokenManager:
         self.transport = Transport(session, timeout=options.timeout)
         self._discoveries: dict[str, Discovery] = {}
         self.oidc: OidcClient | None = None
+        #: DPoP server nonces per origin (RFC 9449 §8-9), shared by token requests and named HTTP clients
+        self.dpop_nonces = DPoPNonces()
         if options.oidc is not None:
             self.oidc = OidcClient(options.oidc, transport=self.transport, clock=clock,
-                                   discovery=self.discovery(options.oidc.authority))
+                                   discovery=self.discovery(options.oidc.authority), dpop_nonces=self.dpop_nonces)
         clients: dict[str | None, TokenClient] = {}
         for name, opts in options.clients.items():
             if name is None and self.oidc is not None:
@@ -95,7 +102,7 @@ class TokenManager:
                 continue
             clients[name] = TokenClient(opts.credentials, transport=self.transport, clock=clock,
                                         discovery=self.discovery(opts.authority) if opts.authority else None,
-                                        token_endpoint=opts.token_endpoint)
+                                        token_endpoint=opts.token_endpoint, dpop_nonces=self.dpop_nonces)
         if client_cache is None:
             client_cache = redis_store(options.cache, "tokens.cache") if options.cache != "memory" \
                 else MemoryStore(clock)
@@ -105,9 +112,11 @@ class TokenManager:
         )
         self.user_tokens: UserTokens | None = None
         if self.oidc is not None:
-            store = user_store or MemoryStore(clock)
+            store = user_store if user_store is not None else MemoryStore(clock)  # an empty store is falsy
+            if rotations is None:
+                rotations = store if user_store is not None else MemoryStore(clock)
             self.user_tokens = UserTokens(
-                self.oidc, store, rotations=rotations or (store if user_store else MemoryStore(clock)),
+                self.oidc, store, rotations=rotations,
                 clock=clock, refresh_before_expiration=options.refresh_before_expiration, ttl=session_ttl,
                 validate_id_token=self.oidc.validate_refreshed_id_token,
             )
@@ -152,7 +161,8 @@ class TokenManager:
     def get_user_access_token(self, *, force_renewal: bool = False, resource: str | None = None,
                               handle: str = LOCAL_USER, store: TokenStore | None = None) -> AccessToken:
         """The user's access token, refreshed first when due (plain Python: the ``device_login`` user)."""
-        return self._users().get_access_token(handle, force_renewal=force_renewal, resource=resource, store=store)
+        users = self.user_tokens if self.user_tokens is not None else self._users()  # one call less per token
+        return users.get_access_token(handle, force_renewal=force_renewal, resource=resource, store=store)
 
     def revoke_user_refresh_token(self, *, handle: str = LOCAL_USER, store: TokenStore | None = None) -> bool:
         """Revoke the user's refresh token at the provider and forget it."""
@@ -189,7 +199,14 @@ class TokenManager:
     def http_client(self, name: str, *, handle: str = LOCAL_USER, store: TokenStore | None = None) -> requests.Session:
         """A ``requests.Session`` for ``tokens.http.NAME``: base URL, token, retries, renewal on 401."""
         client = self.named_client(name)
-        return client.session(self.token_source(name, handle=handle, store=store))
+        opts = self.options.http[name]
+        credentials = None  # whose token the client attaches: its TLS client certificate goes along (RFC 8705)
+        if opts.token == "user" and self.options.oidc is not None:
+            credentials = self.options.oidc.credentials
+        elif opts.token.startswith("client") and opts.client_name in self.options.clients:
+            credentials = self.options.clients[opts.client_name].credentials
+        return client.session(self.token_source(name, handle=handle, store=store),
+                              cert=credentials.cert if credentials is not None else None, dpop_nonces=self.dpop_nonces)
 
     def add_http_client(self, options: Any) -> None:
         """Register a named HTTP client given as :class:`~pyramid_tokens.options.HttpClientOptions`."""

@@ -10,12 +10,14 @@ hands it the result instead of an ``invalid_grant``.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
+import threading
 from typing import Any
 
 from .clock import Clock, system_clock
-from .errors import LoginRequired, ProviderUnavailable, TokenError
+from .errors import InvalidResponse, LoginRequired, ProviderUnavailable, SubjectMismatch, TokenError
 from .protocol import TokenClient
 from .stores import TokenStore
 from .tokens import AccessToken
@@ -25,6 +27,8 @@ log = logging.getLogger(__name__)
 
 #: how long a rotation record lets stale holders of a used refresh token catch up
 ROTATION_GRACE = 60.0
+#: parsed access tokens kept per process (see :meth:`UserTokens._parsed_token`); the oldest go first
+PARSED_TOKENS_MAX = 1024
 
 
 def rotation_key(refresh_token: str) -> str:
@@ -35,6 +39,15 @@ def token_of(record: dict[str, Any], resource: str | None) -> AccessToken | None
     """The record's access token for ``resource`` (``None``: the login's own token)."""
     data = record.get("access") if resource is None else (record.get("resources") or {}).get(resource)
     return AccessToken.from_dict(data) if data else None
+
+
+def _dpop_key(record: dict[str, Any]) -> Any:
+    """The login's DPoP key (RFC 9449), stored as a private JWK in the record; ``None`` without DPoP."""
+    if not record.get("dpop_key"):
+        return None
+    from .dpop import DPoPKey
+
+    return DPoPKey.from_jwk(record["dpop_key"])
 
 
 class UserTokens:
@@ -52,6 +65,9 @@ class UserTokens:
         self.lock_timeout = lock_timeout
         #: ``(TokenResponse, sub) -> claims`` checking a refreshed ID token; ``None`` skips the check
         self.validate_id_token = validate_id_token
+        #: ``(handle, resource) -> (copy of the stored token dict, AccessToken, renewal deadline)``
+        self._parsed: dict[tuple[str, str | None], tuple[dict[str, Any], AccessToken, float | None]] = {}
+        self._parsed_lock = threading.Lock()
 
     # -- login and logout ---------------------------------------------------------------------------
     def save_login(self, handle: str, tokens: TokenResponse, sub: str, *, store: TokenStore | None = None,
@@ -65,6 +81,8 @@ class UserTokens:
             "resources": {},
             "generation": 1,
             "refreshes": 0,
+            # RFC 9449: the login's DPoP key lives with its tokens, so every process proves with it
+            **({"dpop_key": tokens.dpop_key.private_jwk()} if tokens.dpop_key is not None else {}),
             **(extra or {}),
         }
         (store or self.store).set(handle, record, self.ttl)
@@ -76,19 +94,43 @@ class UserTokens:
 
     def forget(self, handle: str, *, store: TokenStore | None = None) -> None:
         (store or self.store).delete(handle)
+        with self._parsed_lock:
+            for key in [key for key in self._parsed if key[0] == handle]:
+                del self._parsed[key]
 
     # -- the access token ----------------------------------------------------------------------------
     def get_access_token(self, handle: str, *, force_renewal: bool = False, resource: str | None = None,
                          store: TokenStore | None = None) -> AccessToken:
         """The user's access token (for ``resource``), refreshed first when it is due."""
-        store = store or self.store
+        store = self.store if store is None else store  # not ``or``: an empty MemoryStore is falsy
         seen = store.get(handle)
         if seen is None:
             raise LoginRequired("no user is logged in")
-        token = token_of(seen, resource)
-        if token is not None and not force_renewal and not token.renewal_due(self.margin, self.clock()):
-            return token
+        if not force_renewal:
+            # A valid token costs the store read above and no parsing (see _parsed_token).
+            data = seen.get("access") if resource is None else (seen.get("resources") or {}).get(resource)
+            if data:
+                parsed = self._parsed.get((handle, resource))
+                if parsed is None or parsed[0] != data:
+                    parsed = self._parsed_token(handle, resource, data)
+                if parsed[2] is None or self.clock() < parsed[2]:  # i.e. not token.renewal_due(margin, now)
+                    return parsed[1]
         return self._renew(handle, store, seen, resource, force_renewal)
+
+    def _parsed_token(self, handle: str, resource: str | None,
+                      data: dict[str, Any]) -> tuple[dict[str, Any], AccessToken, float | None]:
+        """Parse a stored token dict once: ``(copy of data, AccessToken, renewal deadline)``.
+
+        Kept per handle and resource and reused only while the stored dict is equal to the copy,
+        so a changed record (a refresh here or in another process) is always parsed afresh.
+        """
+        token = AccessToken.from_dict(data)
+        parsed = (copy.deepcopy(data), token, token.renewal_deadline(self.margin))
+        with self._parsed_lock:
+            if len(self._parsed) >= PARSED_TOKENS_MAX:
+                del self._parsed[next(iter(self._parsed))]
+            self._parsed[(handle, resource)] = parsed
+        return parsed
 
     def _renew(self, handle: str, store: TokenStore, seen: dict[str, Any], resource: str | None,
                force: bool) -> AccessToken:
@@ -123,13 +165,21 @@ class UserTokens:
                  resource: str | None, current: AccessToken | None) -> AccessToken:
         sub = record.get("sub")
         try:
-            tokens = self.client.refresh(refresh_token, resource=resource)
+            tokens = self.client.refresh(refresh_token, resource=resource, dpop=_dpop_key(record))
         except LoginRequired as exc:
+            latest = store.get(handle)
+            if latest is not None and latest.get("generation") != record.get("generation"):
+                # Renewed meanwhile by another holder (our lock's lease ran out under us): not a logout.
+                renewed = token_of(latest, resource)
+                if renewed is not None and not renewed.is_expired(self.clock()):
+                    log.warning("user %s: refresh token refused (%s) after another process renewed it; "
+                                "using its result", sub, exc.error)
+                    return renewed
             log.warning("user %s: refresh token refused (%s); login required", sub, exc.error)
             store.delete(handle)
             raise LoginRequired("the refresh token is no longer accepted; please log in again",
                                 error=exc.error) from None
-        except ProviderUnavailable as exc:
+        except (ProviderUnavailable, InvalidResponse) as exc:  # down, or answering garbage: same to the user
             if current is not None and not current.is_expired(self.clock()):
                 log.warning("user %s: refresh failed (%s); using the current token until it expires at %s",
                             sub, exc, current.expires_at)
@@ -139,6 +189,8 @@ class UserTokens:
         updated["refresh_token"] = tokens.refresh_token or refresh_token  # keep it when not rotated
         updated["generation"] = int(record.get("generation") or 0) + 1
         updated["refreshes"] = int(record.get("refreshes") or 0) + 1
+        if tokens.dpop_key is not None:
+            updated["dpop_key"] = tokens.dpop_key.private_jwk()
         if resource is None:
             updated["access"] = tokens.access_token.to_dict()
         else:
@@ -148,6 +200,12 @@ class UserTokens:
                 if self.validate_id_token is not None:
                     self.validate_id_token(tokens, sub)
                 updated["id_token"] = tokens.id_token
+            except SubjectMismatch:
+                # The provider answered for another user: its access token is not this user's. Fail closed.
+                log.warning("user %s: the refresh was answered for another user; login required", sub)
+                store.delete(handle)
+                raise LoginRequired("the provider answered the refresh for another user; please log in again",
+                                    error="login_required") from None
             except TokenError as exc:
                 # The rotated refresh token must not be lost over a bad ID token: keep the old ID token.
                 log.warning("user %s: refreshed ID token rejected (%s); keeping the previous one", sub, exc)

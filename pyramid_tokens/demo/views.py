@@ -15,6 +15,7 @@ from pyramid.response import Response
 from ..display import countdown, format_claim
 from ..errors import TokenError
 from ..html import page, table
+from ..web.request import user_binding
 
 COUNTDOWN_JS = """<script>
 for (const el of document.querySelectorAll('[data-expires]')) {
@@ -95,7 +96,7 @@ def home(request: Request) -> Response:
         token = request.get_user_access_token()
     except TokenError as exc:
         return _html("pyramid_tokens demo", f"<p class='error'>{escape(str(exc))}</p>{_nav(request)}")
-    record = request.user_tokens.record()
+    record = user_binding(request).record()
     claims = [(k, format_claim(v)) for k, v in sorted(identity.claims.items())]
     body = (f"<p>Logged in as <b>{escape(identity.name)}</b> (sub <code>{escape(identity.sub)}</code>, roles "
             f"{escape(', '.join(identity.roles) or 'none')}).</p>{message}{expiry_badge(token)}{_nav(request)}"

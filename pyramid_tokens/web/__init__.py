@@ -17,6 +17,7 @@ from pyramid.tweens import EXCVIEW
 from ..errors import ConfigurationError, LoginRequired, ProviderUnavailable
 from ..manager import TokenManager, user_store_from_settings
 from ..options import ClientCredentialsOptions, HttpClientOptions, Options, check_references, parse_settings
+from ..stores import LockTimeout, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +55,11 @@ def includeme(config: Configurator) -> None:
     config.add_request_method(req.revoke_user_refresh_token, "revoke_user_refresh_token")
     config.add_request_method(req.get_client_access_token, "get_client_access_token")
     config.add_request_method(req.http_client, "http_client")
-    config.add_request_method(req.UserBinding, "user_tokens", reify=True)
     config.add_view("pyramid_tokens.web.views.login_required_view", context=LoginRequired)
     config.add_view("pyramid_tokens.web.views.provider_unavailable_view", context=ProviderUnavailable)
+    # a shared token store (Redis) down, or a lock held past the bounded wait: a 503 to retry too
+    config.add_view("pyramid_tokens.web.views.provider_unavailable_view", context=StoreUnavailable)
+    config.add_view("pyramid_tokens.web.views.provider_unavailable_view", context=LockTimeout)
 
     if options.oidc is not None:
         from .security import OidcSecurityPolicy
@@ -132,12 +135,23 @@ def _check_session_settings(settings: dict[str, Any]) -> None:
     """Warn about unsafe Beaker session settings: tokens deserve HttpOnly, SameSite and JSON."""
     if not any(key.startswith("session.") for key in settings):
         return
+    kind = str(settings.get("session.type") or "")
     if str(settings.get("session.data_serializer", "pickle")).lower() != "json":
+        if kind == "redis_json":
+            raise PyramidConfigurationError("pyramid_tokens: session.type = redis_json needs "
+                                            "session.data_serializer = json (it never unpickles)")
         log.warning("session.data_serializer is not json: Beaker will unpickle session data")
+    if kind in ("ext:redis", "ext:rediscluster"):
+        log.warning("session.type = %s: Beaker pickles every value it keeps in Redis, so whoever can write to "
+                    "that Redis can run code here; use session.type = redis_json", kind)
     if str(settings.get("session.httponly", "false")).lower() not in ("true", "1", "yes", "on"):
         log.warning("session.httponly is not true: scripts can read the session cookie")
     if not settings.get("session.samesite"):
         log.warning("session.samesite is not set: use Lax")
+    if str(settings.get("oidc.authority") or "").startswith("https://") and \
+            str(settings.get("session.secure", "false")).lower() not in ("true", "1", "yes", "on"):
+        # Beaker marks the cookie Secure only when told; it never looks at the request's scheme.
+        log.warning("session.secure is not true: set it when the app is served over HTTPS")
     if str(settings.get("session.type") or "") == "cookie":
         log.warning("session.type = cookie keeps tokens in the browser cookie (4 KB limit); set "
                     "session.save_accessed_time = false so read-only requests do not re-send stale tokens")

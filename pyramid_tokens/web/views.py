@@ -22,7 +22,7 @@ from ..errors import LoginRequired, ProviderUnavailable, TokenError
 from ..html import page
 from ..oidc import PendingLogin
 from .redirects import safe_path
-from .request import HANDLE, IDENTITY
+from .request import HANDLE, IDENTITY, user_binding
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def callback_view(request: Request) -> Response:
     old_handle = request.session.get(HANDLE)
     logins_left = request.session.get(LOGINS)
     request.session.invalidate()
-    binding = request.user_tokens
+    binding = user_binding(request)
     if old_handle:
         manager.user_tokens.forget(old_handle, store=binding.store)
     handle = secrets.token_urlsafe(32)
@@ -119,7 +119,7 @@ def logout_view(request: Request) -> Response:
         raise HTTPBadRequest("Logout needs the form's CSRF token.")
     manager = _manager(request)
     options = manager.options
-    binding = request.user_tokens
+    binding = user_binding(request)
     handle = binding.handle
     id_token = None
     if handle and manager.user_tokens is not None:
@@ -154,8 +154,28 @@ def wants_json(request: Request) -> bool:
     return quality.get("text/html", 0) <= 0 or quality.get("application/json", 0) > quality["text/html"]
 
 
+def end_login(request: Request) -> None:
+    """A login whose tokens are gone or refused is over: ``request.identity`` must not outlive it."""
+    session = request.session if _has_session(request) else {}
+    handle = session.get(HANDLE)
+    if handle is None and IDENTITY not in session:
+        return
+    manager = _manager(request)
+    if handle and manager.user_tokens is not None:
+        manager.user_tokens.forget(handle, store=user_binding(request).store)
+    session.pop(HANDLE, None)
+    session.pop(IDENTITY, None)
+
+
+def _has_session(request: Request) -> bool:
+    from pyramid.interfaces import ISessionFactory
+
+    return request.registry.queryUtility(ISessionFactory) is not None
+
+
 def challenge(request: Request, exc: LoginRequired) -> Response:
-    """Redirect to login with ``came_from``, or answer 401 with ``WWW-Authenticate``."""
+    """End what is left of the login, then redirect to login with ``came_from`` or answer 401."""
+    end_login(request)
     try:
         login = request.route_path("pyramid_tokens.login")
     except KeyError:
@@ -175,13 +195,14 @@ def login_required_view(exc: LoginRequired, request: Request) -> Response:
     return challenge(request, exc)
 
 
-def provider_unavailable_view(exc: ProviderUnavailable, request: Request) -> Response:
-    """The provider is down and no usable token is left: a 503 the user can retry, not a 500."""
+def provider_unavailable_view(exc: TokenError, request: Request) -> Response:
+    """The provider or the token store is unavailable and no usable token is left: a 503, not a 500."""
     log.warning("%s %s: %s", request.method, request.path, exc)
     if wants_json(request):
         response = Response(json_body={"error": exc.error, "error_description": exc.error_description}, status=503)
     else:
-        response = Response(page("Temporarily unavailable", "<p>The login provider is unavailable right now. "
+        what = "login provider" if isinstance(exc, ProviderUnavailable) else "token store"
+        response = Response(page("Temporarily unavailable", f"<p>The {what} is unavailable right now. "
                                  "Please try again in a moment.</p>"), status=503, content_type="text/html")
     response.headers["Retry-After"] = "5"
     return _no_store(response)
