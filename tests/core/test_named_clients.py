@@ -50,18 +50,23 @@ def test_named_client_without_token_gets_the_apis_challenge(idp, api):
 def test_401_renews_the_token_once_and_replays(make_idp):
     """Our clock says the cached token is fine, the API says it expired: renew once, replay once."""
     idp = make_idp(clients=[DevClient("worker", "worker-secret", grant_types=("client_credentials",),
-                                      scopes=("api",), access_token_lifetime=1)])
+                                      scopes=("api",), access_token_lifetime=2)])
     running = serve(make_api_app(idp.issuer, audience="api"))
+
+    def wait_past_expiry(token):  # by the API's (real) clock: the JWT's own exp, not our frozen one
+        time.sleep(max(0.0, token.claims()["exp"] - time.time()) + 1.1)
+
     try:
         tm = manager(idp, running, clock=FakeClock())
-        assert tm.http_client("api").get("whoami").status_code == 200
-        time.sleep(1.5)  # the API's (real) clock passes the token's exp; ours stands still
+        first = tm.http_client("api").get("whoami")
+        assert first.status_code == 200 and not first.history
+        wait_past_expiry(tm.get_client_access_token("worker"))  # the API's clock passes exp; ours stands still
         reply = tm.http_client("api").get("whoami")
         assert reply.status_code == 200
         assert [r.status_code for r in reply.history] == [401]
         assert idp.provider.counters()["token"]["client_credentials"] == 2
-        time.sleep(1.5)
+        wait_past_expiry(tm.get_client_access_token("worker"))
         second = tm.http_client("api").get("whoami")  # renewed again: one renewal per 401, never a loop
-        assert second.status_code == 200
+        assert second.status_code == 200 and [r.status_code for r in second.history] == [401]
     finally:
         running.stop()

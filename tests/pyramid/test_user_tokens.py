@@ -97,6 +97,21 @@ def test_refused_refresh_token_clears_tokens_and_challenges(app, idp, clock):
     assert idp.provider.counters()["token_errors"]["invalid_grant"] == 1
 
 
+def test_refused_refresh_token_ends_the_login_identity_too(make_webapp, idp, clock):
+    def extra(config):
+        config.add_route("who", "/who")
+        config.add_view(lambda request: {"sub": request.authenticated_userid}, route_name="who", renderer="json")
+
+    app = make_webapp(extra=extra)
+    login(app)
+    assert app.get("/who").json == {"sub": "alice"}
+    requests.post(idp.provider.issuer + "/revoke", data={"token": stored_record(app)["refresh_token"]},
+                  auth=("web", "web-secret"), timeout=5).raise_for_status()
+    clock.advance(250)
+    app.get("/token", headers=JSON, status=401)
+    assert app.get("/who").json == {"sub": None}
+
+
 def test_provider_down_with_a_still_valid_token_returns_it(app, idp, clock):
     login(app)
     first = app.get("/token").json["access_token"]
