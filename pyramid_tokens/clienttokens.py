@@ -32,6 +32,10 @@ class ClientTokens:
         self.clock = clock
         self.buffer = buffer
         self.lock_timeout = lock_timeout
+        #: memo of cache keys per (name, scope, resource) of calls without extra parameters
+        self._keys: dict[tuple[str | None, str | None, str | None], str] = {}
+        #: per cache key: the stored record last parsed, its AccessToken and renewal deadline
+        self._parsed: dict[str, tuple[dict[str, Any], AccessToken, float | None]] = {}
 
     def _client(self, name: str | None) -> TokenClient:
         try:
@@ -43,6 +47,15 @@ class ClientTokens:
     def cache_key(self, name: str | None, scope: str | None, resource: str | None,
                   parameters: Mapping[str, Any] | None) -> str:
         """A short key that identifies the client (id and token endpoint) and the request."""
+        if not parameters:
+            key = self._keys.get((name, scope, resource))
+            if key is None:
+                key = self._keys[(name, scope, resource)] = self._make_key(name, scope, resource, None)
+            return key
+        return self._make_key(name, scope, resource, parameters)
+
+    def _make_key(self, name: str | None, scope: str | None, resource: str | None,
+                  parameters: Mapping[str, Any] | None) -> str:
         client = self._client(name)
         where = client.issuer or client._token_endpoint
         identity = dumps([client.client_id, where, name, scope, resource, dict(parameters or {})])
@@ -73,8 +86,8 @@ class ClientTokens:
         key = self.cache_key(name, scope, resource, parameters)
         seen = self.cache.get(key)
         if seen is not None and not force_renewal:
-            token = AccessToken.from_dict(seen)
-            if not token.renewal_due(self.buffer, self.clock()):
+            token, deadline = self._parse(key, seen)
+            if deadline is None or self.clock() < deadline:
                 return token
         with self.cache.lock(key, self.lock_timeout):
             current = self.cache.get(key)
@@ -101,6 +114,18 @@ class ClientTokens:
             log.info("client %s: new client-credentials token (scope=%s, resource=%s, expires at %s)",
                      name or "(oidc client)", scope, resource, token.expires_at)
             return token
+
+    def _parse(self, key: str, record: dict[str, Any]) -> tuple[AccessToken, float | None]:
+        """The record as an AccessToken with its renewal deadline, parsed once per stored record."""
+        hit = self._parsed.get(key)
+        if hit is not None and (hit[0] is record or hit[0] == record):
+            return hit[1], hit[2]
+        token = AccessToken.from_dict(record)
+        deadline = token.renewal_deadline(self.buffer)
+        if len(self._parsed) >= 4096:
+            self._parsed.clear()
+        self._parsed[key] = (record, token, deadline)
+        return token, deadline
 
     def evict(self, name: str | None = None, *, scope: str | None = None, resource: str | None = None,
               parameters: Mapping[str, Any] | None = None) -> None:
