@@ -70,6 +70,24 @@ class UserBinding:
     def __init__(self, request: Request) -> None:
         self.request = request
         self.manager = request.registry["pyramid_tokens.manager"]
+        #: per resource: the token this request already read and the time it becomes due for renewal
+        self._tokens: dict[str | None, tuple[AccessToken, float | None]] = {}
+
+    def access_token(self, *, force_renewal: bool = False, resource: str | None = None) -> AccessToken:
+        """The user's token. Like the session, the stored record is read at most once per request:
+        later calls reuse the token while it is not due for renewal (checked on every call)."""
+        if not force_renewal:
+            hit = self._tokens.get(resource)
+            if hit is not None and (hit[1] is None or self.manager.clock() < hit[1]):
+                return hit[0]
+        token = self.manager.get_user_access_token(force_renewal=force_renewal, resource=resource,
+                                                   handle=self.require_handle(), store=self.store)
+        self._tokens[resource] = (token, token.renewal_deadline(self.manager.options.refresh_before_expiration))
+        return token
+
+    def forget_tokens(self) -> None:
+        """Drop what this request remembered (revocation, logout, an ended login)."""
+        self._tokens.clear()
 
     @property
     def handle(self) -> str | None:
@@ -114,9 +132,7 @@ def user_binding(request: Request) -> UserBinding:
 
 def get_user_access_token(request: Request, *, force_renewal: bool = False, resource: str | None = None) -> AccessToken:
     """The logged-in user's access token, refreshed first when it expires within the configured margin."""
-    binding = user_binding(request)
-    return binding.manager.get_user_access_token(force_renewal=force_renewal, resource=resource,
-                                                 handle=binding.require_handle(), store=binding.store)
+    return user_binding(request).access_token(force_renewal=force_renewal, resource=resource)
 
 
 def revoke_user_refresh_token(request: Request) -> bool:
@@ -124,6 +140,7 @@ def revoke_user_refresh_token(request: Request) -> bool:
     binding = user_binding(request)
     if not binding.handle or binding.manager.user_tokens is None:
         return False
+    binding.forget_tokens()
     return binding.manager.revoke_user_refresh_token(handle=binding.handle, store=binding.store)
 
 

@@ -131,6 +131,7 @@ def logout_view(request: Request) -> Response:
             except TokenError as exc:
                 log.warning("logout: the refresh token could not be revoked at the provider (%s)", exc)
         manager.user_tokens.forget(handle, store=binding.store)
+    binding.forget_tokens()
     request.session.invalidate()
     target = options.oidc.post_logout_redirect
     absolute = request.application_url + target if target.startswith("/") else target
@@ -163,6 +164,7 @@ def end_login(request: Request) -> None:
     manager = _manager(request)
     if handle and manager.user_tokens is not None:
         manager.user_tokens.forget(handle, store=user_binding(request).store)
+    user_binding(request).forget_tokens()
     session.pop(HANDLE, None)
     session.pop(IDENTITY, None)
 

@@ -243,3 +243,34 @@ def test_stale_cookie_after_a_rotation_still_gets_a_valid_token(idp, clock):
     assert again == fresh
     assert refreshes(idp) == 1
     assert idp.provider.counters()["token_errors"].get("invalid_grant", 0) == 0
+
+
+def test_a_request_reads_the_token_record_once_and_still_renews_when_due(make_webapp, idp, clock):
+    seen = {}
+
+    def extra(config):
+        def many(request):
+            store = request.registry["pyramid_tokens.manager"].user_tokens.store
+            reads = []
+            original = store.get
+            store.get = lambda key: reads.append(key) or original(key)
+            try:
+                first = [request.get_user_access_token().access_token for _ in range(5)]
+                seen["reads_before_due"] = len(reads)
+                clock.advance(250)  # the token becomes due in the middle of the request
+                later = request.get_user_access_token().access_token
+            finally:
+                del store.get
+            seen.update(first=set(first), later=later)
+            return {}
+
+        config.add_route("many", "/many")
+        config.add_view(many, route_name="many", renderer="json")
+
+    app = make_webapp(extra=extra)
+    login(app)
+    app.get("/many")
+    assert len(seen["first"]) == 1
+    assert seen["later"] not in seen["first"]
+    assert refreshes(idp) == 1
+    assert seen["reads_before_due"] == 1  # five calls, one read of the stored record
