@@ -179,7 +179,7 @@ def run(issuer: str, *, quick: bool = False) -> tuple[list[Row], list[str]]:
         files = LoggedIn(issuer, "file", **{"session.data_dir": f"{tmp}/data", "session.lock_dir": f"{tmp}/lock"})
         file_samples = per_call_loaded(files, number=max(500, number // 10), rounds=rounds)
         rows.append(_rows("1d", "as 1a with file sessions (development.ini): the token record is read from its "
-                                "own Beaker file on every call", file_samples))
+                                "own Beaker file, once per request", file_samples))
         notes += [f"1d breakdown — {line}" for line in breakdown(files, number=max(200, number // 40))]
         file_requests = per_call(_contenders(files, files.request), number=max(100, number // 40), rounds=rounds,
                                  collect=True)
