@@ -33,3 +33,14 @@ def make_idp():
 @pytest.fixture
 def idp(make_idp):
     return make_idp()
+
+
+@pytest.fixture
+def api(idp):
+    """The demo API (a resource server validating ``idp``'s access tokens, audience ``api``) on a loopback port."""
+    from pyramid_tokens.demo.api import make_api_app
+    from pyramid_tokens.devidp.server import serve
+
+    running = serve(make_api_app(idp.issuer, audience="api"))
+    yield running
+    running.stop()

@@ -12,13 +12,6 @@ from pyramid_tokens.devidp import DevClient
 from pyramid_tokens.devidp.server import serve
 
 
-@pytest.fixture
-def api(idp):
-    running = serve(make_api_app(idp.issuer, audience="api"))
-    yield running
-    running.stop()
-
-
 def manager(idp, api, clock=None, **extra):
     return TokenManager.from_settings({
         "tokens.clients.worker.authority": idp.issuer,

@@ -94,16 +94,6 @@ def test_development_ini_builds_a_token_manager():
     assert tm.options.http["client_api"].client_name == "demo-worker"
 
 
-@pytest.fixture
-def api(idp):
-    from pyramid_tokens.demo.api import make_api_app
-    from pyramid_tokens.devidp.server import serve
-
-    running = serve(make_api_app(idp.issuer, audience="api"))
-    yield running
-    running.stop()
-
-
 def test_plain_script_uses_from_ini_against_the_provider(idp, api, tmp_path):
     """What a worker does: read the app's .ini, get a client token, call an API. No Pyramid request."""
     ini = tmp_path / "worker.ini"

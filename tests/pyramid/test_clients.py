@@ -5,17 +5,8 @@ import pytest
 import webtest
 from pyramid.exceptions import ConfigurationError
 
-from pyramid_tokens.demo.api import make_api_app
-from pyramid_tokens.devidp.server import serve
 
 from .conftest import base_settings, build_app, login
-
-
-@pytest.fixture
-def api(idp):
-    running = serve(make_api_app(idp.issuer, audience="api"))
-    yield running
-    running.stop()
 
 
 def test_user_bound_client_in_a_view_calls_the_api_as_the_logged_in_user(idp, api, clock):

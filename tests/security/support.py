@@ -69,20 +69,10 @@ def build_app(settings, clock=None):
 
 
 def settings_for(idp, **overrides):
-    settings = {
-        "oidc.authority": idp.issuer,
-        "oidc.client_id": "web",
-        "oidc.client_secret": "web-secret",
-        "oidc.scope": "openid profile email offline_access api",
-        "session.type": "memory",
-        "session.key": "sid",
-        "session.secret": "test-session-secret",
-        "session.data_serializer": "json",
-        "session.httponly": "true",
-        "session.samesite": "Lax",
-    }
-    settings.update(overrides)
-    return {k: v for k, v in settings.items() if v is not None}
+    """The relying party's settings against ``idp`` (the Pyramid suite's, so both attack the same app)."""
+    from ..pyramid.conftest import base_settings
+
+    return base_settings(idp, **overrides)
 
 
 # -- logging in like a browser --------------------------------------------------------------------------
