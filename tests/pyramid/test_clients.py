@@ -5,7 +5,6 @@ import pytest
 import webtest
 from pyramid.exceptions import ConfigurationError
 
-
 from .conftest import base_settings, build_app, login
 
 
