@@ -58,7 +58,7 @@ class UserTokens:
                  lock_timeout: float = 30.0, validate_id_token: Any = None) -> None:
         self.client = client
         self.store = store
-        self.rotations = rotations or store
+        self.rotations = store if rotations is None else rotations
         self.clock = clock
         self.margin = refresh_before_expiration
         self.ttl = ttl
@@ -85,15 +85,15 @@ class UserTokens:
             **({"dpop_key": tokens.dpop_key.private_jwk()} if tokens.dpop_key is not None else {}),
             **(extra or {}),
         }
-        (store or self.store).set(handle, record, self.ttl)
+        (self.store if store is None else store).set(handle, record, self.ttl)
         return record
 
     def record(self, handle: str, *, store: TokenStore | None = None) -> dict[str, Any] | None:
         """The stored token set (for display: refresh count, expiry, ID token)."""
-        return (store or self.store).get(handle)
+        return (self.store if store is None else store).get(handle)
 
     def forget(self, handle: str, *, store: TokenStore | None = None) -> None:
-        (store or self.store).delete(handle)
+        (self.store if store is None else store).delete(handle)
         with self._parsed_lock:
             for key in [key for key in self._parsed if key[0] == handle]:
                 del self._parsed[key]
@@ -223,7 +223,7 @@ class UserTokens:
         Returns True when the provider confirmed the revocation. The token is forgotten locally even
         when the provider cannot be reached; the error is raised afterwards so the caller knows.
         """
-        store = store or self.store
+        store = self.store if store is None else store
         with store.lock(handle, self.lock_timeout):
             record = store.get(handle)
             refresh_token = record.get("refresh_token") if record else None

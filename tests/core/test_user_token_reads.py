@@ -86,3 +86,21 @@ def test_an_empty_store_passed_in_is_the_one_read(users, clock):
     users.store.set("h", record("first", clock()))
     with pytest.raises(LoginRequired):
         users.get_access_token("h", store=MemoryStore(clock))
+
+
+def test_an_empty_memory_store_passed_explicitly_is_used_not_replaced():
+    """An empty MemoryStore is falsy (it has a length): every entry point must still use the one passed."""
+    from pyramid_tokens.options import ClientCredentials
+    from pyramid_tokens.protocol import TokenClient
+    from pyramid_tokens.stores import MemoryStore
+    from pyramid_tokens.transport import Transport
+    from pyramid_tokens.usertokens import UserTokens
+
+    default, given, rotations = MemoryStore(), MemoryStore(), MemoryStore()
+    users = UserTokens(TokenClient(ClientCredentials("c"), transport=Transport(), token_endpoint="http://127.0.0.1:9/t"),
+                       default, rotations=rotations)
+    assert users.rotations is rotations
+    assert users.record("h", store=given) is None
+    given.set("h", {"sub": "alice", "refresh_token": None})
+    users.forget("h", store=given)
+    assert given.get("h") is None and len(default) == 0
