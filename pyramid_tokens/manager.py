@@ -208,10 +208,6 @@ class TokenManager:
         return client.session(self.token_source(name, handle=handle, store=store),
                               cert=credentials.cert if credentials is not None else None, dpop_nonces=self.dpop_nonces)
 
-    def add_http_client(self, options: Any) -> None:
-        """Register a named HTTP client given as :class:`~pyramid_tokens.options.HttpClientOptions`."""
-        self.options = _replace_mapping(self.options, "http", options.name, options)
-
     def close(self) -> None:
         """Close connection pools."""
         for client in self._named.values():
@@ -236,9 +232,3 @@ class TokenManager:
         from .display import token_manager_html
 
         return token_manager_html(self)
-
-
-def _replace_mapping(options: Options, field: str, key: Any, value: Any) -> Options:
-    from dataclasses import replace
-
-    return replace(options, **{field: {**getattr(options, field), key: value}})
