@@ -196,8 +196,13 @@ class TokenManager:
         client = opts.client_name
         return lambda force: self.get_client_access_token(client, force_renewal=force)
 
-    def http_client(self, name: str, *, handle: str = LOCAL_USER, store: TokenStore | None = None) -> requests.Session:
-        """A ``requests.Session`` for ``tokens.http.NAME``: base URL, token, retries, renewal on 401."""
+    def http_client(self, name: str, *, handle: str = LOCAL_USER, store: TokenStore | None = None,
+                    user_token: Callable[[bool], AccessToken] | None = None) -> requests.Session:
+        """A ``requests.Session`` for ``tokens.http.NAME``: base URL, token, retries, renewal on 401.
+
+        ``user_token(force_renewal)`` replaces the user token source of a ``token = user`` client
+        (the Pyramid layer passes the request's, which reads the stored record once per request).
+        """
         client = self.named_client(name)
         opts = self.options.http[name]
         credentials = None  # whose token the client attaches: its TLS client certificate goes along (RFC 8705)
@@ -205,7 +210,9 @@ class TokenManager:
             credentials = self.options.oidc.credentials
         elif opts.token.startswith("client") and opts.client_name in self.options.clients:
             credentials = self.options.clients[opts.client_name].credentials
-        return client.session(self.token_source(name, handle=handle, store=store),
+        source = user_token if user_token is not None and opts.token == "user" else \
+            self.token_source(name, handle=handle, store=store)
+        return client.session(source,
                               cert=credentials.cert if credentials is not None else None, dpop_nonces=self.dpop_nonces)
 
     def close(self) -> None:

@@ -156,7 +156,8 @@ def http_client(request: Request, name: str) -> requests.Session:
     binding = user_binding(request)
     manager = binding.manager
     if manager.options.http.get(name) is not None and manager.options.http[name].token == "user":
-        session = manager.http_client(name, handle=binding.handle or "", store=binding.store)
+        session = manager.http_client(
+            name, user_token=lambda force: binding.access_token(force_renewal=force))
     else:
         session = manager.http_client(name)
     request.add_finished_callback(lambda _request: session.close())

@@ -67,3 +67,30 @@ def test_http_client_naming_a_missing_client_fails_at_startup(idp):
 
     with pytest.raises(ConfigurationError, match="tokens.clients.nope"):
         build_app(base_settings(idp), None, extra)
+
+
+def test_a_view_calling_the_api_several_times_reads_the_users_tokens_once(idp, api, clock):
+    seen = {}
+
+    def extra(config):
+        def three_calls(request):
+            store = request.registry["pyramid_tokens.manager"].user_tokens.store
+            reads = []
+            original = store.get
+            store.get = lambda key: reads.append(key) or original(key)
+            try:
+                client = request.http_client("api")
+                seen["subs"] = [client.get("whoami").json()["sub"] for _ in range(3)]
+            finally:
+                del store.get
+            seen["reads"] = len(reads)
+            return {}
+
+        config.add_route("three", "/three")
+        config.add_view(three_calls, route_name="three", renderer="json")
+
+    app = webtest.TestApp(build_app(base_settings(idp, **{"tokens.http.api.base_url": api.url + "/api/"}), clock,
+                                    extra))
+    login(app, "alice")
+    app.get("/three")
+    assert seen == {"subs": ["alice"] * 3, "reads": 1}
