@@ -14,6 +14,7 @@ from pyramid.config import Configurator, PHASE1_CONFIG
 from pyramid.exceptions import ConfigurationError as PyramidConfigurationError
 from pyramid.tweens import EXCVIEW
 
+from ..clock import system_clock
 from ..errors import ConfigurationError, LoginRequired, ProviderUnavailable
 from ..manager import TokenManager, user_store_from_settings
 from ..options import ClientCredentialsOptions, HttpClientOptions, Options, check_references, parse_settings
@@ -92,21 +93,16 @@ def _build_manager(registry: Any, settings: dict[str, Any]) -> None:
     except ConfigurationError as exc:
         raise PyramidConfigurationError(f"pyramid_tokens: {exc}") from exc
     registry[OPTIONS] = options
+    clock = registry.get("pyramid_tokens.clock") or system_clock  # tests put a FakeClock there
     manager = TokenManager(
         options,
-        user_store=user_store_from_settings(settings, options, registry.get("pyramid_tokens.clock") or _clock()),
+        clock=clock,
+        user_store=user_store_from_settings(settings, options, clock),
         session_ttl=float(settings["session.timeout"]) if settings.get("session.timeout") else 14 * 24 * 3600,
-        **({"clock": registry["pyramid_tokens.clock"]} if registry.get("pyramid_tokens.clock") else {}),
     )
     registry[MANAGER] = manager
     registry["pyramid_tokens.cookie_session"] = manager.user_tokens is not None and \
         str(settings.get("session.type") or "memory") == "cookie" and options.store == "session"
-
-
-def _clock() -> Any:
-    from ..clock import system_clock
-
-    return system_clock
 
 
 def add_http_client(config: Configurator, name: str, *, base_url: str, token: str = "user",
