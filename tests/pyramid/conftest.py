@@ -1,6 +1,7 @@
 """Fixtures for the Pyramid layer: the demo-like app under test, driven by WebTest, logging in at the dev provider."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 import pytest
@@ -97,3 +98,15 @@ def login(app, username="alice", came_from=None):
     callback = browser_login(start.location, username)
     parts = urlsplit(callback)
     return app.get(parts.path + ("?" + parts.query if parts.query else ""))
+
+
+@contextmanager
+def counting_reads(store):
+    """Record the keys ``store.get`` is called with inside the block (reads of stored token records)."""
+    reads = []
+    original = store.get
+    store.get = lambda key: reads.append(key) or original(key)
+    try:
+        yield reads
+    finally:
+        del store.get

@@ -5,7 +5,7 @@ import pytest
 import webtest
 from pyramid.exceptions import ConfigurationError
 
-from .conftest import base_settings, build_app, login
+from .conftest import base_settings, build_app, counting_reads, login
 
 
 def test_user_bound_client_in_a_view_calls_the_api_as_the_logged_in_user(idp, api, clock):
@@ -74,15 +74,9 @@ def test_a_view_calling_the_api_several_times_reads_the_users_tokens_once(idp, a
 
     def extra(config):
         def three_calls(request):
-            store = request.registry["pyramid_tokens.manager"].user_tokens.store
-            reads = []
-            original = store.get
-            store.get = lambda key: reads.append(key) or original(key)
-            try:
+            with counting_reads(request.registry["pyramid_tokens.manager"].user_tokens.store) as reads:
                 client = request.http_client("api")
                 seen["subs"] = [client.get("whoami").json()["sub"] for _ in range(3)]
-            finally:
-                del store.get
             seen["reads"] = len(reads)
             return {}
 

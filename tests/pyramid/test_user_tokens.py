@@ -11,7 +11,7 @@ import webtest
 from pyramid_tokens.devidp import DevClient
 from pyramid_tokens.devidp.server import serve
 
-from .conftest import base_settings, build_app, login
+from .conftest import base_settings, build_app, counting_reads, login
 
 JSON = {"Accept": "application/json"}
 
@@ -250,17 +250,11 @@ def test_a_request_reads_the_token_record_once_and_still_renews_when_due(make_we
 
     def extra(config):
         def many(request):
-            store = request.registry["pyramid_tokens.manager"].user_tokens.store
-            reads = []
-            original = store.get
-            store.get = lambda key: reads.append(key) or original(key)
-            try:
+            with counting_reads(request.registry["pyramid_tokens.manager"].user_tokens.store) as reads:
                 first = [request.get_user_access_token().access_token for _ in range(5)]
                 seen["reads_before_due"] = len(reads)
                 clock.advance(250)  # the token becomes due in the middle of the request
                 later = request.get_user_access_token().access_token
-            finally:
-                del store.get
             seen.update(first=set(first), later=later)
             return {}
 
