@@ -44,3 +44,11 @@ def api(idp):
     running = serve(make_api_app(idp.issuer, audience="api"))
     yield running
     running.stop()
+
+
+@pytest.fixture
+def clock():
+    """The injectable clock the code under test uses: time moves only when a test advances it."""
+    from pyramid_tokens.clock import FakeClock
+
+    return FakeClock()

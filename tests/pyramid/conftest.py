@@ -9,7 +9,6 @@ import webtest
 from pyramid.config import Configurator
 from pyramid.response import Response
 
-from pyramid_tokens.clock import FakeClock
 from pyramid_tokens.devidp.testing import browser_login
 from pyramid_tokens.errors import TokenError
 
@@ -71,11 +70,6 @@ def base_settings(idp, **overrides):
     }
     settings.update(overrides)
     return {k: v for k, v in settings.items() if v is not None}
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
 
 
 @pytest.fixture

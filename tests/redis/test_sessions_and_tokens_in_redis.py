@@ -17,7 +17,6 @@ from beaker.session import Session
 from pyramid.exceptions import ConfigurationError as PyramidConfigurationError
 
 from pyramid_tokens import TokenError, TokenManager
-from pyramid_tokens.clock import FakeClock
 from pyramid_tokens.redis import JsonRedisNamespaceManager
 from pyramid_tokens.stores import StoreUnavailable
 from tests.pyramid.conftest import base_settings, build_app, login
@@ -25,11 +24,6 @@ from tests.pyramid.conftest import base_settings, build_app, login
 from .conftest import free_port
 
 JSON = {"Accept": "application/json"}
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
 
 
 def redis_settings(idp, url, **overrides):

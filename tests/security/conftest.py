@@ -11,7 +11,6 @@ from __future__ import annotations
 import pytest
 import webtest
 
-from pyramid_tokens.clock import FakeClock
 from pyramid_tokens.devidp import start_provider
 from pyramid_tokens.devidp.testing import standard_clients
 
@@ -49,11 +48,6 @@ def make_idp():
     for idp in running:
         idp.provider.behave()
         idp.stop()
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
 
 
 @pytest.fixture
