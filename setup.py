@@ -17,10 +17,11 @@ requires = [
     "pyramid_beaker>=0.8",
     "PyJWT[crypto]>=2.8",
     "cryptography>=41",
-    "waitress>=2.1",
 ]
 
 extras = {
+    # the demo app and the development provider are served by waitress (pserve development.ini)
+    "demo": ["waitress>=2.1"],
     "redis": ["redis>=5.0"],
     "notebooks": ["nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29"],
 }
@@ -29,11 +30,11 @@ extras["testing"] = [
     "pytest-xdist>=3.5",
     "WebTest>=3.0",
     "hypothesis>=6.100",
-    "responses>=0.25",
+    *extras["demo"],
     *extras["redis"],
     *extras["notebooks"],
 ]
-extras["benchmarks"] = ["Authlib>=1.3", "WebTest>=3.0", *extras["redis"]]
+extras["benchmarks"] = ["Authlib>=1.3", "WebTest>=3.0", *extras["demo"], *extras["redis"]]
 
 setup(
     name="pyramid_tokens",

@@ -12,8 +12,9 @@ from typing import Any, Mapping
 
 from .clock import Clock, system_clock
 from .errors import InvalidResponse, ProviderUnavailable, TokenError
-from .protocol import TokenClient
-from .stores import StoreUnavailable, TokenStore
+from .tokenclient import TokenClient
+from .errors import StoreUnavailable
+from .stores import TokenStore
 from .tokens import AccessToken, dumps
 
 log = logging.getLogger(__name__)

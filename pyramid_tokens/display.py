@@ -154,7 +154,7 @@ def _client_rows(manager: "TokenManager", now: float) -> list[tuple[Any, ...]]:
 
 
 def _user_rows(manager: "TokenManager", now: float) -> list[tuple[str, Any]]:
-    from .manager import LOCAL_USER
+    from .usertokens import LOCAL_USER
 
     users = manager.user_tokens
     if users is None:

@@ -1,6 +1,6 @@
 """DPoP, Demonstrating Proof of Possession (RFC 9449): proofs, server nonces, and proof checks.
 
-Client side (framework-free; used by :mod:`pyramid_tokens.protocol` and :mod:`pyramid_tokens.httpclient`):
+Client side (framework-free; used by :mod:`pyramid_tokens.tokenclient` and :mod:`pyramid_tokens.httpclient`):
 
 * :class:`DPoPKey` - the key a token is bound to (ES256 generated, or loaded from a PEM/JWK file)
   and the proofs it signs (§4.2): header ``typ: dpop+jwt``, ``alg``, ``jwk`` (public key); claims

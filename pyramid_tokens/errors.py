@@ -24,12 +24,16 @@ class TokenError(Exception):
         error: str | None = None,
         status_code: int | None = None,
         error_uri: str | None = None,
+        endpoint: str | None = None,
     ) -> None:
         if error is not None:
             self.error = error
         self.error_description = error_description
+        #: the HTTP status of the provider's answer, when there was one
         self.status_code = status_code
         self.error_uri = error_uri
+        #: the provider endpoint (URL without query) the failed call went to, when there was one
+        self.endpoint = endpoint
         super().__init__(self._message())
 
     def _message(self) -> str:
@@ -45,15 +49,49 @@ class TokenError(Exception):
 
 
 class LoginRequired(TokenError):
-    """There is no logged-in user, or the user's refresh token is no longer accepted."""
+    """There is no logged-in user, or the user's refresh token is no longer accepted.
+
+    A subclass of :class:`TokenError`: code that catches ``TokenError`` to show a message must
+    catch (or re-raise) ``LoginRequired`` first, so that it still reaches the login challenge.
+    """
 
     error = "login_required"
 
 
-class ProviderUnavailable(TokenError):
-    """The provider could not be reached, timed out or answered with a server error (5xx)."""
+class TemporarilyUnavailable(TokenError):
+    """Something a token depends on is down or busy right now; the same call may succeed later (a 503)."""
 
     error = "temporarily_unavailable"
+
+
+class ProviderUnavailable(TemporarilyUnavailable):
+    """The provider could not be reached, timed out or answered with a server error (5xx)."""
+
+
+class StoreUnavailable(TemporarilyUnavailable):
+    """A shared token store (Redis) could not be reached or did not answer in time."""
+
+
+class LockTimeout(TemporarilyUnavailable):
+    """Another worker held a token lock for longer than the bounded wait."""
+
+
+class InvalidClient(TokenError):
+    """The provider refused the client's authentication (RFC 6749 §5.2 ``invalid_client``)."""
+
+    error = "invalid_client"
+
+
+class UnauthorizedClient(TokenError):
+    """The client may not use this grant (RFC 6749 §5.2 ``unauthorized_client``)."""
+
+    error = "unauthorized_client"
+
+
+class InvalidScope(TokenError):
+    """The requested scope is invalid, unknown or exceeds what was granted (``invalid_scope``)."""
+
+    error = "invalid_scope"
 
 
 class InvalidResponse(TokenError):

@@ -33,7 +33,8 @@ from typing import Any, Iterator
 
 from .clock import Clock, system_clock
 from .errors import TokenError
-from .stores import LockTimeout, TokenStore
+from .errors import LockTimeout
+from .stores import TokenStore
 from .tokens import dumps
 
 try:

@@ -22,16 +22,13 @@ from .errors import ConfigurationError, LoginRequired
 from .httpclient import NamedClient
 from .oidc import OidcClient
 from .options import Options, parse_settings
-from .protocol import TokenClient
+from .tokenclient import TokenClient
 from .stores import BeakerStore, MemoryStore, TokenStore
 from .tokens import AccessToken
 from .transport import Transport
-from .usertokens import UserTokens
+from .usertokens import LOCAL_USER, UserTokens
 
 log = logging.getLogger(__name__)
-
-#: the handle of the one user a plain-Python manager holds (after ``device_login``)
-LOCAL_USER = "local-user"
 
 
 def read_ini(path: str, section: str = "app:main") -> dict[str, str]:

@@ -20,7 +20,7 @@ from .dpop import DPoPKey
 from .errors import InvalidResponse, LoginFailed, TokenError
 from .idtoken import same_text, validate_id_token
 from .options import OidcOptions
-from .protocol import TokenClient
+from .tokenclient import TokenClient
 from .tokens import AccessToken
 from .transport import TokenResponse
 

@@ -22,20 +22,8 @@ from contextlib import contextmanager
 from typing import Any, Iterator, MutableMapping
 
 from .clock import Clock, system_clock
-from .errors import TokenError
+from .errors import ConfigurationError, LockTimeout
 from .tokens import dumps
-
-
-class LockTimeout(TokenError):
-    """Another worker held a token lock for longer than the bounded wait."""
-
-    error = "temporarily_unavailable"
-
-
-class StoreUnavailable(TokenError):
-    """A shared token store (Redis) could not be reached or did not answer in time."""
-
-    error = "temporarily_unavailable"
 
 
 class KeyedLocks:
@@ -131,7 +119,7 @@ class BeakerStore(TokenStore):
         try:
             self._namespace_class = clsmap[type]
         except KeyError:
-            raise TokenError(f"Beaker has no container type {type!r}", error="configuration_error") from None
+            raise ConfigurationError("session.type", "Beaker has no container type of that name", type) from None
         self.type = type
         self.clock = clock
         self._args = namespace_args

@@ -1,7 +1,6 @@
 """Token values: the :class:`AccessToken` users receive, and the renewal rule shared by user and client tokens."""
 from __future__ import annotations
 
-import html
 import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -13,18 +12,12 @@ from .clock import system_clock, utc_from_timestamp
 KNOWN_TOKEN_TYPES = {"bearer": "Bearer", "dpop": "DPoP"}
 
 
-def renewal_due(expires_at: float | None, obtained_at: float | None, margin: float, now: float) -> bool:
-    """True when a token expiring at ``expires_at`` should be renewed at ``now``.
+def renewal_deadline(expires_at: float | None, obtained_at: float | None, margin: float) -> float | None:
+    """The time from which a token is due for renewal (``None``: never), to compute once per token.
 
     The margin is capped at half the token's lifetime, so a token that lives 45 s is not renewed
     on every call merely because the configured margin is 60 s.
     """
-    deadline = renewal_deadline(expires_at, obtained_at, margin)
-    return deadline is not None and now >= deadline
-
-
-def renewal_deadline(expires_at: float | None, obtained_at: float | None, margin: float) -> float | None:
-    """The time from which :func:`renewal_due` is true (``None``: never), to compute once per token."""
     if expires_at is None:
         return None
     if obtained_at is not None and expires_at > obtained_at:
@@ -62,7 +55,7 @@ class AccessToken:
         return remaining is not None and remaining <= 0
 
     def renewal_due(self, margin: float, now: float) -> bool:
-        """True when the token should be renewed, ``margin`` seconds ahead (see :func:`renewal_due`)."""
+        """True when the token should be renewed, ``margin`` seconds ahead (see :func:`renewal_deadline`)."""
         deadline = self.renewal_deadline(margin)
         return deadline is not None and now >= deadline
 
@@ -163,7 +156,3 @@ def dumps(data: Any) -> str:
     """Compact JSON, the one serialisation used for stored token records."""
     return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
-
-def escape(value: Any) -> str:
-    """HTML-escape anything for display."""
-    return html.escape(str(value), quote=True)

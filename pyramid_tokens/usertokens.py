@@ -18,13 +18,15 @@ from typing import Any
 
 from .clock import Clock, system_clock
 from .errors import InvalidResponse, LoginRequired, ProviderUnavailable, SubjectMismatch, TokenError
-from .protocol import TokenClient
+from .tokenclient import TokenClient
 from .stores import TokenStore
 from .tokens import AccessToken
 from .transport import TokenResponse
 
 log = logging.getLogger(__name__)
 
+#: the handle of the one user a plain-Python manager holds (after ``device_login``)
+LOCAL_USER = "local-user"
 #: how long a rotation record lets stale holders of a used refresh token catch up
 ROTATION_GRACE = 60.0
 #: parsed access tokens kept per process (see :meth:`UserTokens._parsed_token`); the oldest go first

@@ -23,7 +23,7 @@ NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 SECRETS_MARKER = "PYRAMID_TOKENS_TEST_SECRETS:"
 
 RECORD_SECRETS = """
-import pyramid_tokens.device as _device, pyramid_tokens.protocol as _protocol
+import pyramid_tokens.device as _device, pyramid_tokens.tokenclient as _protocol
 _SEEN_SECRETS = set()
 def _recording(parse):
     def wrapper(*args, **kwargs):

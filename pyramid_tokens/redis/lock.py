@@ -31,7 +31,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
 
-from ..stores import PROCESS_LOCKS, LockTimeout, StoreUnavailable
+from ..errors import LockTimeout, StoreUnavailable
+from ..stores import PROCESS_LOCKS
 
 if TYPE_CHECKING:  # pragma: no cover
     from .store import RedisStore

@@ -33,7 +33,7 @@ try:
 except ImportError:  # Beaker skips a backend that raises this from its entry point
     raise InvalidCacheBackendError("session.type = redis_json needs redis-py: pip install pyramid_tokens[redis]")
 
-from ..stores import StoreUnavailable
+from ..errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from ..errors import ConfigurationError
-from ..stores import StoreUnavailable, TokenStore
+from ..errors import StoreUnavailable
+from ..stores import TokenStore
 from ..tokens import dumps
 from .lock import DEFAULT_LEASE, RedisLock
 

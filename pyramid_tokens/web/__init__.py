@@ -18,18 +18,13 @@ from ..clock import system_clock
 from ..errors import ConfigurationError, LoginRequired, ProviderUnavailable
 from ..manager import TokenManager, user_store_from_settings
 from ..options import ClientCredentialsOptions, HttpClientOptions, Options, check_references, parse_settings
-from ..stores import LockTimeout, StoreUnavailable
+from ..errors import LockTimeout, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 MANAGER = "pyramid_tokens.manager"
 OPTIONS = "pyramid_tokens.options"
 PENDING = "pyramid_tokens.pending"
-
-
-def get_manager(registry: Any) -> TokenManager:
-    """The application's :class:`TokenManager`."""
-    return registry[MANAGER]
 
 
 def includeme(config: Configurator) -> None:

@@ -136,7 +136,7 @@ def test_repr_of_token_and_manager_show_no_secrets(idp):
 
 def test_revocation_at_a_provider_without_an_endpoint_is_a_logged_notice(idp, caplog):
     from pyramid_tokens.options import ClientCredentials
-    from pyramid_tokens.protocol import TokenClient
+    from pyramid_tokens.tokenclient import TokenClient
     from pyramid_tokens.transport import Transport
 
     client = TokenClient(ClientCredentials("worker", "worker-secret"), transport=Transport(),

@@ -16,7 +16,7 @@ from pyramid_tokens import TokenError, TokenManager
 from pyramid_tokens.clock import FakeClock
 from pyramid_tokens.filestore import FileStore
 from pyramid_tokens.manager import LOCAL_USER
-from pyramid_tokens.stores import LockTimeout
+from pyramid_tokens.errors import LockTimeout
 
 
 def mode(path) -> int:

@@ -91,7 +91,7 @@ def test_an_empty_store_passed_in_is_the_one_read(users, clock):
 def test_an_empty_memory_store_passed_explicitly_is_used_not_replaced():
     """An empty MemoryStore is falsy (it has a length): every entry point must still use the one passed."""
     from pyramid_tokens.options import ClientCredentials
-    from pyramid_tokens.protocol import TokenClient
+    from pyramid_tokens.tokenclient import TokenClient
     from pyramid_tokens.stores import MemoryStore
     from pyramid_tokens.transport import Transport
     from pyramid_tokens.usertokens import UserTokens

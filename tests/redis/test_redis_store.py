@@ -10,7 +10,7 @@ import pytest
 
 from pyramid_tokens import TokenError
 from pyramid_tokens.redis import RedisStore
-from pyramid_tokens.stores import LockTimeout, StoreUnavailable
+from pyramid_tokens.errors import LockTimeout, StoreUnavailable
 
 from .conftest import free_port
 

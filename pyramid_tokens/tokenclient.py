@@ -180,10 +180,3 @@ class TokenClient:
         log.info("revoked the %s of client %s", hint, self.client_id)
         return True
 
-
-def require_str(data: Mapping[str, Any], name: str, what: str) -> str:
-    """A required non-empty string member of a provider response."""
-    value = data.get(name)
-    if not isinstance(value, str) or not value:
-        raise TokenError(f"{what}: {name} is missing", error="invalid_response")
-    return value
