@@ -10,8 +10,8 @@ Client side (framework-free; used by :mod:`pyramid_tokens.tokenclient` and :mod:
 * :class:`DPoPNonces` - the last ``DPoP-Nonce`` (§8, §9) each origin handed out, so every later
   proof to that origin carries it; a ``use_dpop_nonce`` refusal is answered by one retry.
 
-Server side (the development provider and the demo API): :func:`verify_proof` implements the
-checks of §4.3 and :class:`ReplayCache` the ``jti`` replay check (§11.1).
+The server side (proof checks for the development provider and the demo API) is
+:mod:`pyramid_tokens.devidp.proofs`.
 
 Proofs use wall-clock time for ``iat``: the server checks it against its own clock.
 """
@@ -168,85 +168,3 @@ def challenge_error(www_authenticate: str | None) -> str | None:
             if name.strip().lower() == "error":
                 return value.strip().strip('"')
     return None
-
-
-# -- server side ----------------------------------------------------------------------------------------
-class InvalidProof(Exception):
-    """A DPoP proof was refused; ``error`` is ``invalid_dpop_proof`` or ``use_dpop_nonce``."""
-
-    def __init__(self, description: str, error: str = INVALID_DPOP_PROOF) -> None:
-        super().__init__(description)
-        self.error = error
-        self.description = description
-
-
-class ReplayCache:
-    """Remembers values (proof or assertion ``jti``) until they expire; thread-safe, bounded."""
-
-    def __init__(self, clock: Callable[[], float] = time.time, max_entries: int = 100_000) -> None:
-        self.clock = clock
-        self.max_entries = max_entries
-        self._seen: OrderedDict[str, float] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def first_use(self, value: str, expires_at: float) -> bool:
-        """True the first time ``value`` is seen (before it expires), False for a replay."""
-        now = self.clock()
-        with self._lock:
-            while self._seen and (len(self._seen) >= self.max_entries or next(iter(self._seen.values())) <= now):
-                self._seen.popitem(last=False)  # oldest first (entries share one lifetime per use)
-            if value in self._seen and self._seen[value] > now:
-                return False
-            self._seen[value] = expires_at
-            return True
-
-
-def verify_proof(proof: str | None, *, method: str, url: str, access_token: str | None = None,
-                 nonce_ok: Callable[[str | None], bool] | None = None, replay: ReplayCache | None = None,
-                 now: float | None = None, max_age: float = 60, leeway: float = 5,
-                 algorithms: tuple[str, ...] = ALGORITHMS) -> tuple[str, dict[str, Any]]:
-    """Check one DPoP proof (§4.3, §7.1 with ``access_token``); ``(jkt, claims)`` or :class:`InvalidProof`.
-
-    ``nonce_ok(nonce)`` decides whether the proof's nonce is current (``use_dpop_nonce`` if not);
-    ``replay`` refuses a ``jti`` seen before. ``iat`` must lie within ``max_age`` seconds before
-    ``now`` and ``leeway`` seconds after it.
-    """
-    if not proof or not isinstance(proof, str) or "," in proof:
-        raise InvalidProof("exactly one DPoP proof is required")
-    try:
-        header = jwt.get_unverified_header(proof)
-    except jwt.PyJWTError:
-        raise InvalidProof("the DPoP proof is not a JWT") from None
-    if str(header.get("typ", "")).lower() != DPOP_TYP:
-        raise InvalidProof("the DPoP proof must have typ dpop+jwt")
-    alg = header.get("alg")
-    if alg not in algorithms:
-        raise InvalidProof("the DPoP proof's alg is not supported")
-    jwk = header.get("jwk")
-    if not isinstance(jwk, dict) or PRIVATE_MEMBERS & set(jwk):
-        raise InvalidProof("the DPoP proof must carry a public jwk")
-    try:
-        key = jwt.PyJWK(jwk, algorithm=alg)
-        jkt = jwk_thumbprint(jwk)
-        claims = jwt.decode(proof, key.key, algorithms=[alg],
-                            options={"require": ["jti", "htm", "htu", "iat"], "verify_aud": False,
-                                     "verify_exp": False, "verify_iat": False, "verify_nbf": False})
-    except (jwt.PyJWTError, ValueError, TypeError, KeyError):
-        raise InvalidProof("the DPoP proof's signature does not verify with its jwk") from None
-    if claims.get("htm") != method.upper():
-        raise InvalidProof("the DPoP proof is for another HTTP method (htm)")
-    if not isinstance(claims.get("htu"), str) or htu(claims["htu"]) != htu(url):
-        raise InvalidProof("the DPoP proof is for another URI (htu)")
-    now = time.time() if now is None else now
-    iat = claims.get("iat")
-    if not isinstance(iat, (int, float)) or isinstance(iat, bool) or not now - max_age <= iat <= now + leeway:
-        raise InvalidProof("the DPoP proof is too old or from the future (iat)")
-    if access_token is not None and claims.get("ath") != sha256_b64url(access_token):
-        raise InvalidProof("the DPoP proof is not for this access token (ath)")
-    if nonce_ok is not None and not nonce_ok(claims.get("nonce")):
-        raise InvalidProof("a current DPoP nonce is required", USE_DPOP_NONCE)
-    if not isinstance(claims.get("jti"), str) or not claims["jti"] or len(claims["jti"]) > 256:
-        raise InvalidProof("the DPoP proof needs a jti")
-    if replay is not None and not replay.first_use(f"{jkt}:{claims['jti']}", now + max_age + leeway):
-        raise InvalidProof("the DPoP proof was used before (jti)")
-    return jkt, claims

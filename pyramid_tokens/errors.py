@@ -116,6 +116,19 @@ class LoginFailed(TokenError):
     error = "login_failed"
 
 
+class InvalidProof(TokenError):
+    """A DPoP proof was refused (server side); ``error`` is ``invalid_dpop_proof`` or ``use_dpop_nonce``."""
+
+    error = "invalid_dpop_proof"
+
+    def __init__(self, description: str, error: str = "invalid_dpop_proof") -> None:
+        super().__init__(description, error=error)
+
+    @property
+    def description(self) -> str:
+        return self.error_description or ""
+
+
 class ConfigurationError(ValueError):
     """A setting is missing or malformed; the message names the key."""
 

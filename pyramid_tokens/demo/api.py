@@ -32,7 +32,8 @@ import requests
 from pyramid.config import Configurator
 from webob import Response
 
-from ..dpop import NONCE_HEADER, USE_DPOP_NONCE, InvalidProof, ReplayCache, verify_proof
+from ..devidp.proofs import InvalidProof, ReplayCache, verify_proof
+from ..dpop import NONCE_HEADER, USE_DPOP_NONCE
 from ..jwk import ALGORITHMS, sha256_b64url
 
 REALM = "demo-api"

@@ -23,7 +23,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ..assertion import JWT_BEARER
-from ..dpop import ReplayCache
+from .proofs import ReplayCache
 from ..jwk import ALGORITHMS, sha256_b64url
 
 if TYPE_CHECKING:

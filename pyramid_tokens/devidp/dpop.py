@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error
 
-from ..dpop import INVALID_DPOP_PROOF, NONCE_HEADER, USE_DPOP_NONCE, InvalidProof, ReplayCache, verify_proof
+from ..dpop import INVALID_DPOP_PROOF, NONCE_HEADER, USE_DPOP_NONCE
+from .proofs import InvalidProof, ReplayCache, verify_proof
 from ..jwk import ALGORITHMS
 from .clientauth import certificate_confirmation
 

@@ -6,9 +6,8 @@ import time
 import jwt
 import pytest
 
-from pyramid_tokens.dpop import (
-    DPoPKey, DPoPNonces, InvalidProof, ReplayCache, challenge_error, htu, verify_proof,
-)
+from pyramid_tokens.devidp.proofs import InvalidProof, ReplayCache, verify_proof
+from pyramid_tokens.dpop import DPoPKey, DPoPNonces, challenge_error, htu
 from pyramid_tokens.jwk import sha256_b64url
 from pyramid_tokens.tokens import AccessToken
 
