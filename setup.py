@@ -23,6 +23,8 @@ extras = {
     # the demo app and the development provider are served by waitress (pserve development.ini)
     "demo": ["waitress>=2.1"],
     "redis": ["redis>=5.0"],
+    # metrics through the OpenTelemetry API (pyramid_tokens.metrics); without it nothing is recorded
+    "otel": ["opentelemetry-api>=1.20"],
     "notebooks": ["nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29"],
 }
 extras["testing"] = [
@@ -30,7 +32,9 @@ extras["testing"] = [
     "pytest-xdist>=3.5",
     "WebTest>=3.0",
     "hypothesis>=6.100",
+    "opentelemetry-sdk>=1.20",
     *extras["demo"],
+    *extras["otel"],
     *extras["redis"],
     *extras["notebooks"],
 ]
