@@ -134,10 +134,11 @@ def widen(ratio: float, low: float, high: float, aa_low: float, aa_high: float) 
 
 def judged(ratio: float, low: float, high: float, target: float, *, at_least: bool) -> tuple[bool, str | None]:
     """``(met, verdict_text)`` for a ratio that must be ``≥ target`` (``at_least``) or ``≤ target``: "open: within
-    noise" when the ratio misses but its interval reaches the target."""
-    if at_least:
-        return ratio >= target, ("open: within noise" if ratio < target <= high else None)
-    return ratio <= target, ("open: within noise" if low <= target < ratio else None)
+    noise" when the ratio misses but its interval reaches the target, "met, within noise" when it meets the target
+    but its interval reaches past it (plain met/MISSED only when the whole interval agrees)."""
+    met = ratio >= target if at_least else ratio <= target
+    straddles = low <= target <= high
+    return met, (("met, within noise" if met else "open: within noise") if straddles else None)
 
 
 def ci(ratio: float, low: float, high: float, label: str = "95% CI") -> str:
@@ -153,7 +154,7 @@ def spread(values: Sequence[float]) -> float:
 
 
 def ns(seconds: float) -> str:
-    return f"{seconds * 1e9:,.0f} ns" if seconds < 1e-5 else f"{seconds * 1e6:,.1f} µs"
+    return f"{seconds * 1e9:,.0f} ns" if abs(seconds) < 1e-5 else f"{seconds * 1e6:,.1f} µs"
 
 
 def machine() -> dict[str, str]:
