@@ -1,8 +1,9 @@
 """Run the benchmarks and print one table: ``python benchmarks/run.py``.
 
-Each row names what was measured, our figure, the baseline's figure from the same run, the ratio and
-the target. Figures are medians over interleaved rounds (see ``harness.py``); the ratios are the
-result, absolute times only orient. Everything runs on loopback: a development provider in this
+Each row names what was measured, our figure, the baseline's figure from the same run, the ratio with
+its 95 % interval (a served row's widened by its A/A pair of identical apps) and the target. Figures are
+medians over rounds in carry-over balanced orders (see ``harness.py``); the ratios are the result,
+absolute times only orient. Everything runs on loopback: a development provider in this
 process, the measured apps in waitress subprocesses. About two to three minutes on 2 cores.
 
 Options: ``--quick`` (fewer rounds, for a smoke test), ``--only 1,3`` (some sections),
@@ -151,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     open_ = [row.key for row in rows if row.verdict_text and row.verdict_text.startswith("open")]
     print(f"\n{len(rows)} rows in {time.perf_counter() - started:.0f} s; targets missed: {', '.join(missed) or 'none'}"
           f"{'; open (within noise): ' + ', '.join(open_) if open_ else ''}")
+    if missed or open_:
+        print("The profile behind a missed or open row: python benchmarks/run.py --profile ROW")
     return 0
 
 
