@@ -20,8 +20,6 @@ from typing import Any
 from pyramid.config import Configurator
 from pyramid.response import Response
 
-from pyramid_tokens.devidp import DevClient
-
 #: what the benchmark's apps call themselves at the provider (the browser sends ``Host: localhost``)
 REDIRECT_URI = "http://localhost/callback"
 #: the session key of the hand-managed token set in the ``static`` app
@@ -30,17 +28,6 @@ STATIC_KEY = "bench.tokens"
 RECORD_KEY = "bench.record"
 #: the early-renewal margin both apps apply (pyramid_tokens' default)
 MARGIN = 60
-
-
-def bench_clients(lifetime: int = 3600) -> list[DevClient]:
-    """``web`` (login, refresh) and ``worker`` (client credentials); tokens outlive the whole run."""
-    return [
-        DevClient("web", "web-secret", redirect_uris=[REDIRECT_URI], post_logout_redirect_uris=["http://localhost/"],
-                  scopes="openid profile email offline_access api", access_token_lifetime=lifetime,
-                  id_token_lifetime=lifetime),
-        DevClient("worker", "worker-secret", grant_types=["client_credentials"], scopes="api",
-                  access_token_lifetime=lifetime),
-    ]
 
 
 def session_settings(session_type: str = "memory", **extra: str) -> dict[str, str]:
