@@ -4,7 +4,9 @@
   characters of ``request.get_user_access_token()``.
 * ``static``: the same app without pyramid_tokens, only ``pyramid_beaker``; ``/token`` reads a static
   token set the login put in the Beaker session (``/seed``) and checks its expiry, as an app that
-  manages tokens by hand would.
+  manages tokens by hand would. With the setting ``bench.read = record`` its session holds what ours
+  holds (handle, identity and the whole token record) and ``/token`` reads the token from that record:
+  the like-for-like served comparison.
 * ``api``: a resource server for the named-client rows; ``/whoami`` answers a small JSON document.
 
 Both web apps have ``/public``, a route that never touches tokens or the session.
@@ -18,25 +20,14 @@ from typing import Any
 from pyramid.config import Configurator
 from pyramid.response import Response
 
-from pyramid_tokens.devidp import DevClient
-
 #: what the benchmark's apps call themselves at the provider (the browser sends ``Host: localhost``)
 REDIRECT_URI = "http://localhost/callback"
 #: the session key of the hand-managed token set in the ``static`` app
 STATIC_KEY = "bench.tokens"
+#: the session key of the whole token record in the ``static`` app with the same session contents as ours
+RECORD_KEY = "bench.record"
 #: the early-renewal margin both apps apply (pyramid_tokens' default)
 MARGIN = 60
-
-
-def bench_clients(lifetime: int = 3600) -> list[DevClient]:
-    """``web`` (login, refresh) and ``worker`` (client credentials); tokens outlive the whole run."""
-    return [
-        DevClient("web", "web-secret", redirect_uris=[REDIRECT_URI], post_logout_redirect_uris=["http://localhost/"],
-                  scopes="openid profile email offline_access api", access_token_lifetime=lifetime,
-                  id_token_lifetime=lifetime),
-        DevClient("worker", "worker-secret", grant_types=["client_credentials"], scopes="api",
-                  access_token_lifetime=lifetime),
-    ]
 
 
 def session_settings(session_type: str = "memory", **extra: str) -> dict[str, str]:
@@ -75,13 +66,21 @@ def _user_token(request: Any) -> Response:
     return Response(token.access_token[:16])
 
 
+def _seed(request: Any) -> Response:
+    request.session.update(json.loads(request.body))
+    return Response("seeded")
+
+
 def tokens_app(settings: dict[str, str]) -> Any:
+    """``/seed`` (as the static app's, last) lets a benchmark give a second browser a session of its own."""
     config = Configurator(settings=settings)
     config.include("pyramid_tokens")
     config.add_route("token", "/token")
     config.add_view(_user_token, route_name="token")
     config.add_route("public", "/public")
     config.add_view(_public, route_name="public")
+    config.add_route("seed", "/seed")
+    config.add_view(_seed, route_name="seed", request_method="POST")
     return config.make_wsgi_app()
 
 
@@ -93,20 +92,29 @@ def static_token(session: Any) -> str:
     return tokens["access_token"]
 
 
+def record_token(session: Any) -> str:
+    """The same read from a session holding the whole token record, as ours holds it in its store."""
+    access = session[RECORD_KEY]["access"]
+    if access["expires_at"] - MARGIN <= time.time():
+        raise RuntimeError("the static token is due for renewal")
+    return access["access_token"]
+
+
 def _static_token_view(request: Any) -> Response:
     return Response(static_token(request.session)[:16])
 
 
-def _seed(request: Any) -> Response:
-    request.session.update(json.loads(request.body))
-    return Response("seeded")
+def _record_token_view(request: Any) -> Response:
+    return Response(record_token(request.session)[:16])
 
 
 def static_app(settings: dict[str, str]) -> Any:
+    """``bench.read``: ``tokens`` (default, a token set in the session) or ``record`` (ours' session contents)."""
+    view = _record_token_view if settings.get("bench.read") == "record" else _static_token_view
     config = Configurator(settings={k: v for k, v in settings.items() if k.startswith("session.")})
     config.include("pyramid_beaker")
     config.add_route("token", "/token")
-    config.add_view(_static_token_view, route_name="token")
+    config.add_view(view, route_name="token")
     config.add_route("seed", "/seed")
     config.add_view(_seed, route_name="seed", request_method="POST")
     config.add_route("public", "/public")

@@ -8,10 +8,21 @@ from urllib.parse import urlsplit
 
 import requests
 
-from pyramid_tokens.devidp import DevUser, start_provider
+from pyramid_tokens.devidp import DevClient, DevUser, start_provider
 from pyramid_tokens.devidp.testing import browser_login
 
-from apps import bench_clients
+from apps import REDIRECT_URI
+
+
+def bench_clients(lifetime: int = 3600) -> list[DevClient]:
+    """``web`` (login, refresh) and ``worker`` (client credentials); tokens outlive the whole run."""
+    return [
+        DevClient("web", "web-secret", redirect_uris=[REDIRECT_URI], post_logout_redirect_uris=["http://localhost/"],
+                  scopes="openid profile email offline_access api", access_token_lifetime=lifetime,
+                  id_token_lifetime=lifetime),
+        DevClient("worker", "worker-secret", grant_types=["client_credentials"], scopes="api",
+                  access_token_lifetime=lifetime),
+    ]
 
 
 def quiet() -> None:
