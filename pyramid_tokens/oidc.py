@@ -22,7 +22,7 @@ from .idtoken import same_text, validate_id_token
 from .options import OidcOptions
 from .tokenclient import TokenClient
 from .tokens import AccessToken
-from .transport import TokenResponse
+from .responses import TokenResponse
 
 log = logging.getLogger(__name__)
 

@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from .clock import Clock, system_clock
 from .discovery import Discovery
-from .dpop import USE_DPOP_NONCE, DPoPKey, DPoPNonces, challenge_error
-from .errors import ConfigurationError, InvalidResponse, TokenError
+from .dpop import NONCE_HEADER, USE_DPOP_NONCE, DPoPKey, DPoPNonces, challenge_error, valid_nonce
+from .errors import ConfigurationError, InvalidResponse, LoginRequired, TokenError
 from .options import ClientCredentials
-from .transport import Reply, TokenResponse, Transport, error_from_reply, parse_token_response
+from .responses import TokenResponse, endpoint_of, error_from_reply, parse_token_response
+from .transport import Reply, Transport
 
 if TYPE_CHECKING:
     from .tokens import AccessToken
@@ -102,7 +103,7 @@ class TokenClient:
                                              audience=audience)
             if dpop is None:
                 return reply
-            fresh = self.dpop_nonces.remember(url, reply.headers)
+            fresh = self._remember_nonce(url, reply, what)
             error = reply.data.get("error") if isinstance(reply.data, dict) else None
             if attempt == 2 or not fresh or reply.status != 400 or error != USE_DPOP_NONCE:
                 return reply
@@ -110,12 +111,22 @@ class TokenClient:
         assert reply is not None
         return reply
 
+    def _remember_nonce(self, url: str, reply: Reply, what: str) -> bool:
+        """Keep the reply's ``DPoP-Nonce`` (True when new); one that is not RFC 9449 ``NQCHAR`` is malformed."""
+        nonce = reply.headers.get(NONCE_HEADER)
+        if nonce is not None and not valid_nonce(nonce):
+            raise InvalidResponse(f"{what}: the DPoP-Nonce header is not an RFC 9449 nonce",
+                                  status_code=reply.status, endpoint=endpoint_of(url))
+        return self.dpop_nonces.remember(url, reply.headers)
+
     def get_json(self, url: str, *, what: str, token: "AccessToken | None" = None,
                  authorization: str | None = None) -> dict[str, Any]:
         """GET a JSON object with an access token (userinfo): the mTLS certificate, and a DPoP proof for a
         DPoP-bound token, retried once when the server asks for a nonce (RFC 9449 §9)."""
         headers = {"Authorization": token.authorization if token is not None else str(authorization)} \
             if token is not None or authorization else {}
+        if token is not None and token.token_type == "DPoP" and token.dpop_key is None:
+            raise TokenError(f"{what}: a DPoP token cannot be sent without its key's proof", error="invalid_token")
         if token is None or token.dpop_key is None or token.token_type != "DPoP":
             return self.transport.get_json(url, what=what, headers=headers, cert=self.credentials.cert)
         reply: Reply | None = None
@@ -123,26 +134,36 @@ class TokenClient:
             headers["DPoP"] = token.dpop_key.proof("GET", url, access_token=token.access_token,
                                                    nonce=self.dpop_nonces.get(url))
             reply = self.transport.request("GET", url, what=what, headers=headers, cert=self.credentials.cert)
-            fresh = self.dpop_nonces.remember(url, reply.headers)
+            fresh = self._remember_nonce(url, reply, what)
             if attempt == 2 or not fresh or reply.status != 401 or \
                     challenge_error(reply.headers.get("WWW-Authenticate")) != USE_DPOP_NONCE:
                 break
         assert reply is not None
         if reply.status != 200:
-            raise error_from_reply(reply, what)
+            raise error_from_reply(reply, what, url=url)
         if not isinstance(reply.data, dict):
-            raise InvalidResponse(f"{what}: expected a JSON object", status_code=reply.status)
+            raise InvalidResponse(f"{what}: expected a JSON object", status_code=reply.status,
+                                  endpoint=endpoint_of(url))
         return reply.data
 
     def request_token(self, form: Mapping[str, Any], *, what: str, scope: str | None = None,
-                      resource: str | None = None, dpop: DPoPKey | None = None) -> TokenResponse:
-        """POST a grant to the token endpoint and return the validated response (DPoP-bound with ``dpop``)."""
+                      resource: str | None = None, dpop: DPoPKey | None = None,
+                      refusal: type[TokenError] | None = None) -> TokenResponse:
+        """POST a grant to the token endpoint and return the validated response (DPoP-bound with ``dpop``).
+
+        A ``DPoP`` token needs a proof on every use (RFC 9449 §7.1): one answered to a request made
+        without a DPoP key is malformed. ``refusal``: see :func:`~pyramid_tokens.responses.error_from_reply`.
+        """
         url = self.token_endpoint()
         reply = self.post_form(url, {**form, "scope": scope, "resource": resource}, what=what, dpop=dpop)
         response = parse_token_response(reply, what=what, now=self.clock(), requested_scope=scope,
-                                        resource=resource, issuer=self.issuer, client_id=self.client_id)
+                                        resource=resource, issuer=self.issuer, client_id=self.client_id,
+                                        url=url, refusal=refusal)
+        access = response.access_token
+        if access.token_type == "DPoP" and dpop is None:
+            raise InvalidResponse(f"{what}: token_type DPoP answered to a request without a DPoP proof",
+                                  status_code=reply.status, endpoint=endpoint_of(url))
         if dpop is not None:
-            access = response.access_token
             if access.token_type == "DPoP":
                 access = access.with_(dpop_key=dpop)
             response = replace(response, access_token=access, dpop_key=dpop)
@@ -158,14 +179,22 @@ class TokenClient:
                                   dpop=self.client_dpop_key())
 
     def refresh(self, refresh_token: str, *, scope: str | None = None, resource: str | None = None,
-                dpop: DPoPKey | None = None) -> TokenResponse:
-        """RFC 6749 §6: exchange a refresh token. ``invalid_grant`` raises :class:`LoginRequired`.
+                dpop: DPoPKey | None = None, token_type: str | None = None) -> TokenResponse:
+        """RFC 6749 §6: exchange a refresh token.
 
-        ``dpop``: the login's DPoP key (RFC 9449 §5); a DPoP client without one uses a new key.
+        ``invalid_grant``, and a 400 or 401 without an OAuth error body (real providers refuse dead
+        refresh tokens that way too), raise :class:`LoginRequired`. ``dpop``: the login's DPoP key
+        (RFC 9449 §5); a DPoP client without one uses a new key. ``token_type``: the current token's;
+        a DPoP login answered with a Bearer token is malformed (it would be sent without a proof).
         """
         form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
-        return self.request_token(form, what="refresh token request", scope=scope, resource=resource,
-                                  dpop=dpop or self.new_login_dpop_key())
+        response = self.request_token(form, what="refresh token request", scope=scope, resource=resource,
+                                      dpop=dpop or self.new_login_dpop_key(), refusal=LoginRequired)
+        if token_type == "DPoP" and response.access_token.token_type != "DPoP":
+            raise InvalidResponse("refresh token request: a DPoP-bound login was answered with token_type "
+                                  f"{response.access_token.token_type}", status_code=200,
+                                  endpoint=endpoint_of(self.token_endpoint()))
+        return response
 
     def revoke(self, token: str, *, hint: str = "refresh_token") -> bool:
         """RFC 7009: revoke ``token``. False (and a logged notice) when the provider has no revocation endpoint."""
@@ -176,7 +205,7 @@ class TokenClient:
             return False
         reply = self.post_form(url, {"token": token, "token_type_hint": hint}, what="token revocation")
         if reply.status != 200:
-            raise error_from_reply(reply, "token revocation")
+            raise error_from_reply(reply, "token revocation", url=url)
         log.info("revoked the %s of client %s", hint, self.client_id)
         return True
 

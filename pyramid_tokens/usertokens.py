@@ -21,7 +21,7 @@ from .errors import InvalidResponse, LoginRequired, ProviderUnavailable, Subject
 from .tokenclient import TokenClient
 from .stores import TokenStore
 from .tokens import AccessToken
-from .transport import TokenResponse
+from .responses import TokenResponse
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +167,9 @@ class UserTokens:
                  resource: str | None, current: AccessToken | None) -> AccessToken:
         sub = record.get("sub")
         try:
-            tokens = self.client.refresh(refresh_token, resource=resource, dpop=_dpop_key(record))
+            token_type = current.token_type if current is not None else (record.get("access") or {}).get("token_type")
+            tokens = self.client.refresh(refresh_token, resource=resource, dpop=_dpop_key(record),
+                                         token_type=token_type)
         except LoginRequired as exc:
             latest = store.get(handle)
             if latest is not None and latest.get("generation") != record.get("generation"):
