@@ -31,7 +31,7 @@ from requests.cookies import extract_cookies_to_jar
 from urllib3.exceptions import InvalidHeader, MaxRetryError, ReadTimeoutError
 from urllib3.util import Retry
 
-from .dpop import NONCE_HEADER, USE_DPOP_NONCE, DPoPNonces, challenge_error
+from .dpop import NONCE_HEADER, USE_DPOP_NONCE, DPoPNonces, challenge_error, valid_nonce
 from .errors import TokenError
 from .tokens import AccessToken
 
@@ -164,7 +164,7 @@ class TokenAuth(requests.auth.AuthBase):
             r.status_code == 401
             and body_pos is not False
             and "DPoP" in request.headers
-            and bool(r.headers.get(NONCE_HEADER))
+            and valid_nonce(r.headers.get(NONCE_HEADER))  # a malformed nonce is never sent (RFC 9449 §8.1)
             and not getattr(request, "_dpop_nonce_retried", False)
             and _origin(request.url) == origin
             and challenge_error(r.headers.get("WWW-Authenticate")) == USE_DPOP_NONCE

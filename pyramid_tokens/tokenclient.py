@@ -14,6 +14,9 @@ import logging
 import threading
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Mapping
+from urllib.parse import parse_qsl
+
+from oauthlib.oauth2.rfc6749.parameters import prepare_token_request
 
 from .clock import Clock, system_clock
 from .discovery import Discovery
@@ -27,6 +30,16 @@ if TYPE_CHECKING:
     from .tokens import AccessToken
 
 log = logging.getLogger(__name__)
+
+
+def grant_form(grant_type: str, **params: Any) -> dict[str, str]:
+    """The form of a token request (RFC 6749 §4.1.3, §4.4.2, §6), by oauthlib's ``prepare_token_request``.
+
+    ``None`` values are left out; client authentication is added later (:mod:`pyramid_tokens.clientauth`).
+    """
+    body = prepare_token_request(grant_type, include_client_id=False,
+                                 **{name: value for name, value in params.items() if value is not None})
+    return dict(parse_qsl(body, keep_blank_values=True))
 
 
 class TokenClient:
@@ -174,7 +187,7 @@ class TokenClient:
     def client_credentials(self, *, scope: str | None = None, resource: str | None = None,
                            extra: Mapping[str, Any] | None = None) -> TokenResponse:
         """RFC 6749 §4.4: a token for the client itself."""
-        form = {"grant_type": "client_credentials", **(extra or {})}
+        form = grant_form("client_credentials", **(extra or {}))
         return self.request_token(form, what="client credentials request", scope=scope, resource=resource,
                                   dpop=self.client_dpop_key())
 
@@ -187,7 +200,7 @@ class TokenClient:
         (RFC 9449 §5); a DPoP client without one uses a new key. ``token_type``: the current token's;
         a DPoP login answered with a Bearer token is malformed (it would be sent without a proof).
         """
-        form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+        form = grant_form("refresh_token", refresh_token=refresh_token)
         response = self.request_token(form, what="refresh token request", scope=scope, resource=resource,
                                       dpop=dpop or self.new_login_dpop_key(), refusal=LoginRequired)
         if token_type == "DPoP" and response.access_token.token_type != "DPoP":
@@ -198,6 +211,7 @@ class TokenClient:
 
     def revoke(self, token: str, *, hint: str = "refresh_token") -> bool:
         """RFC 7009: revoke ``token``. False (and a logged notice) when the provider has no revocation endpoint."""
+        # the form is written here: oauthlib's prepare_token_revocation_request refuses http:// even on loopback
         url = self.discovery.endpoint("revocation_endpoint") if self.discovery else None
         if not url:
             log.info("the provider has no revocation endpoint; the %s of client %s was only forgotten locally",
