@@ -156,6 +156,8 @@ class OidcClient(TokenClient):
         merged = dict(claims)
         if self.options.userinfo and self.discovery.endpoint("userinfo_endpoint"):
             info = self.userinfo(tokens.access_token)
+            if not isinstance(info.get("sub"), str):  # OIDC Core §5.3.2: sub is required, a string
+                raise InvalidResponse("userinfo: sub must be a string")
             if info.get("sub") != claims["sub"]:
                 raise LoginFailed("userinfo names another user than the ID token (sub mismatch)")
             merged.update(info)

@@ -201,8 +201,15 @@ class TokenClient:
         a DPoP login answered with a Bearer token is malformed (it would be sent without a proof).
         """
         form = grant_form("refresh_token", refresh_token=refresh_token)
-        response = self.request_token(form, what="refresh token request", scope=scope, resource=resource,
-                                      dpop=dpop or self.new_login_dpop_key(), refusal=LoginRequired)
+        try:
+            response = self.request_token(form, what="refresh token request", scope=scope, resource=resource,
+                                          dpop=dpop or self.new_login_dpop_key(), refusal=LoginRequired)
+        except InvalidResponse as exc:
+            if exc.status_code not in (400, 401):
+                raise
+            # RFC 6749 §5.2 puts refusals at 400/401; whatever the body (an HTML page), the refresh token is refused
+            raise LoginRequired(f"refresh token request: refused with HTTP {exc.status_code} without an OAuth error",
+                                status_code=exc.status_code, endpoint=endpoint_of(self.token_endpoint())) from None
         if token_type == "DPoP" and response.access_token.token_type != "DPoP":
             raise InvalidResponse("refresh token request: a DPoP-bound login was answered with token_type "
                                   f"{response.access_token.token_type}", status_code=200,
