@@ -1,12 +1,16 @@
-"""One client at one token endpoint: grants (RFC 6749 §4.4, §6; RFC 8707 resources) and revocation (RFC 7009).
+"""One client at one token endpoint: grants (RFC 6749 §4.1.3, §4.4, §6; RFC 8707 resources) and revocation (RFC 7009).
 
-Builds requests and parses replies; sending goes through :class:`~pyramid_tokens.transport.Transport`.
+Builds requests (forms by oauthlib's ``prepare_token_request``) and hands replies to
+:mod:`pyramid_tokens.responses`; sending goes through :class:`~pyramid_tokens.transport.Transport`.
 The token endpoint is configured directly or found through discovery.
 
-Every call to the provider's endpoints authenticates the client (secret, RFC 7523 ``private_key_jwt``
-assertion with ``aud`` = the issuer, or RFC 8705 mutual TLS) in :meth:`TokenClient.post_form`. Token
-requests of a DPoP client carry a proof (RFC 9449 §5) and are retried once when the provider asks
-for a nonce (§8); the key used travels with the tokens (``TokenResponse.dpop_key``).
+Every call to the provider's endpoints authenticates the client (:mod:`pyramid_tokens.clientauth`:
+secret, RFC 7523 ``private_key_jwt`` assertion with ``aud`` = the issuer, or RFC 8705 mutual TLS).
+Token requests of a DPoP client carry a proof (RFC 9449 §5) and are retried once when the provider
+asks for a nonce (§8); the key used travels with the tokens (``TokenResponse.dpop_key``). A token
+type the request cannot honour (``DPoP`` without a key, ``Bearer`` on refresh of a DPoP login) is a
+malformed response, and a refresh refused with 400/401 is :class:`~pyramid_tokens.errors.LoginRequired`
+whatever the body says.
 """
 from __future__ import annotations
 
