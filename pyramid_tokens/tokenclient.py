@@ -14,10 +14,11 @@ whatever the body says.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
 from urllib.parse import parse_qsl
 
 from oauthlib.oauth2.rfc6749.parameters import prepare_token_request
@@ -34,6 +35,21 @@ if TYPE_CHECKING:
     from .tokens import AccessToken
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def names_endpoint(method: Callable[..., T]) -> Callable[..., T]:
+    """A call to ``url`` whose errors (transport ones too) carry that endpoint, without its query, as context."""
+    @functools.wraps(method)
+    def call(self: Any, url: str, *args: Any, **kwargs: Any) -> T:
+        try:
+            return method(self, url, *args, **kwargs)
+        except TokenError as exc:
+            if exc.endpoint is None:
+                exc.endpoint = endpoint_of(url)
+            raise
+
+    return call
 
 
 def grant_form(grant_type: str, **params: Any) -> dict[str, str]:
@@ -104,6 +120,7 @@ class TokenClient:
         return self.credentials.dpop_key or DPoPKey.generate()
 
     # -- requests -------------------------------------------------------------------------------------
+    @names_endpoint
     def post_form(self, url: str, data: Mapping[str, Any], *, what: str, dpop: DPoPKey | None = None) -> Reply:
         """POST to one of the provider's endpoints as this client (authenticated; mTLS certificate).
 
@@ -136,6 +153,7 @@ class TokenClient:
                                   status_code=reply.status, endpoint=endpoint_of(url))
         return self.dpop_nonces.remember(url, reply.headers)
 
+    @names_endpoint
     def get_json(self, url: str, *, what: str, token: "AccessToken | None" = None,
                  authorization: str | None = None) -> dict[str, Any]:
         """GET a JSON object with an access token (userinfo): the mTLS certificate, and a DPoP proof for a

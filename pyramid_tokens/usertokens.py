@@ -182,7 +182,7 @@ class UserTokens:
             log.warning("user %s: refresh token refused (%s); login required", sub, exc.error)
             store.delete(handle)
             raise LoginRequired("the refresh token is no longer accepted; please log in again",
-                                error=exc.error) from None
+                                error=exc.error, status_code=exc.status_code, endpoint=exc.endpoint) from None
         except (ProviderUnavailable, InvalidResponse) as exc:  # down, or answering garbage: same to the user
             if current is not None and not current.is_expired(self.clock()):
                 log.warning("user %s: refresh failed (%s); using the current token until it expires at %s",

@@ -230,3 +230,22 @@ def test_a_dpop_token_answered_to_a_client_without_dpop_is_malformed(evil):
     server = evil(lambda request: raw_response(200, {**GOOD, "token_type": "DPoP"}))
     with pytest.raises(InvalidResponse, match="token_type DPoP answered to a request without a DPoP proof"):
         token_client(server).client_credentials()
+
+
+@pytest.mark.parametrize("answer", [raw_response(200, b"<html>", content_type=b"text/html"),
+                                    raw_response(502, b"bad gateway", content_type=b"text/plain")])
+def test_transport_failures_name_the_endpoint_without_its_query(evil, answer):
+    server = evil(lambda request: answer)
+    with pytest.raises(TokenError) as info:
+        token_client(server, query="?client_secret=leak").client_credentials()
+    assert info.value.endpoint == f"{server.url}/token"
+    assert "leak" not in str(info.value)
+
+
+def test_a_refused_refresh_says_where_and_how_it_was_refused(evil, clock):
+    server = evil(lambda request: raw_response(400, {"error": "invalid_grant"}))
+    tokens, _ = user_tokens(server, clock)
+    with pytest.raises(LoginRequired) as info:
+        tokens.get_access_token("h", force_renewal=True)
+    assert (info.value.error, info.value.status_code, info.value.endpoint) == ("invalid_grant", 400,
+                                                                                f"{server.url}/token")
