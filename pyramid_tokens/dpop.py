@@ -23,13 +23,13 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, TypeGuard
 from urllib.parse import urlsplit, urlunsplit
 from urllib.request import parse_http_list
 
 import jwt
-from requests.utils import parse_dict_header
 from cryptography.hazmat.primitives.asymmetric import ec
+from requests.utils import parse_dict_header
 
 from .errors import TokenError
 from .jwk import ALGORITHMS, PrivateKey, infer_algorithm, load_private_key, private_jwk, public_jwk, sha256_b64url
@@ -51,7 +51,7 @@ MAX_NONCE = 1024
 MAX_CHALLENGE = 8192
 
 
-def valid_nonce(value: Any) -> bool:
+def valid_nonce(value: Any) -> TypeGuard[str]:
     """True for an RFC 9449 §8.1 nonce: ``1*NQCHAR`` (printable ASCII but ``"`` and ``\\``), at most 1 KiB."""
     return isinstance(value, str) and len(value) <= MAX_NONCE and NQCHARS.fullmatch(value) is not None
 
@@ -164,7 +164,6 @@ class DPoPNonces:
         nonce = (headers or {}).get(NONCE_HEADER)
         if not valid_nonce(nonce):
             return False
-        assert isinstance(nonce, str)
         key = origin(url)
         with self._lock:
             changed = self._nonces.get(key) != nonce

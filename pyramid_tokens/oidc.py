@@ -20,9 +20,9 @@ from .dpop import DPoPKey
 from .errors import InvalidResponse, LoginFailed, TokenError
 from .idtoken import same_text, validate_id_token
 from .options import OidcOptions
+from .responses import TokenResponse
 from .tokenclient import TokenClient, grant_form
 from .tokens import AccessToken
-from .responses import TokenResponse
 
 log = logging.getLogger(__name__)
 

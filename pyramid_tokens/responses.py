@@ -55,19 +55,12 @@ def endpoint_of(url: str | None) -> str | None:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
-def error_from_reply(reply: "Reply", what: str, *, url: str | None = None,
-                     refusal: type[TokenError] | None = None) -> TokenError:
-    """The error an unsuccessful reply stands for (its RFC 6749 §5.2 body when there is one).
-
-    ``refusal``: the error a 400 or 401 WITHOUT an OAuth error body stands for (a refresh: the
-    provider refused the refresh token, whatever it wrote); otherwise such a reply is malformed.
-    """
+def error_from_reply(reply: "Reply", what: str, *, url: str | None = None) -> TokenError:
+    """The error an unsuccessful reply stands for (its RFC 6749 §5.2 body when there is one); ``url`` is named."""
     context = {"status_code": reply.status, "endpoint": endpoint_of(url)}
     data = reply.data if isinstance(reply.data, dict) else {}
     error = data.get("error")
     if not isinstance(error, str) or not error or len(error) > 100 or not VSCHARS.fullmatch(error):
-        if refusal is not None and reply.status in (400, 401):
-            return refusal(f"{what}: refused with HTTP {reply.status} without an OAuth error", **context)
         return InvalidResponse(f"{what}: unexpected HTTP {reply.status} without an OAuth error", **context)
     description = data.get("error_description")
     if not isinstance(description, str) or not VSCHARS.fullmatch(description):
@@ -107,14 +100,13 @@ def _string(data: Mapping[str, Any], name: str, syntax: re.Pattern[str], what: s
 
 def parse_token_response(reply: "Reply", *, what: str, now: float, requested_scope: str | None = None,
                          resource: str | None = None, issuer: str | None = None,
-                         client_id: str | None = None, url: str | None = None,
-                         refusal: type[TokenError] | None = None) -> TokenResponse:
+                         client_id: str | None = None, url: str | None = None) -> TokenResponse:
     """Check a token endpoint reply and build the :class:`TokenResponse`, or raise saying what was wrong.
 
-    ``url``: the endpoint, named in errors; ``refusal``: see :func:`error_from_reply`.
+    ``url``: the endpoint, named in errors.
     """
     if reply.status != 200:
-        raise error_from_reply(reply, what, url=url, refusal=refusal)
+        raise error_from_reply(reply, what, url=url)
     context = {"status_code": reply.status, "endpoint": endpoint_of(url)}
     data = reply.data
     if not isinstance(data, dict):

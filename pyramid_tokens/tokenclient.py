@@ -182,18 +182,17 @@ class TokenClient:
         return reply.data
 
     def request_token(self, form: Mapping[str, Any], *, what: str, scope: str | None = None,
-                      resource: str | None = None, dpop: DPoPKey | None = None,
-                      refusal: type[TokenError] | None = None) -> TokenResponse:
+                      resource: str | None = None, dpop: DPoPKey | None = None) -> TokenResponse:
         """POST a grant to the token endpoint and return the validated response (DPoP-bound with ``dpop``).
 
         A ``DPoP`` token needs a proof on every use (RFC 9449 §7.1): one answered to a request made
-        without a DPoP key is malformed. ``refusal``: see :func:`~pyramid_tokens.responses.error_from_reply`.
+        without a DPoP key is malformed.
         """
         url = self.token_endpoint()
         reply = self.post_form(url, {**form, "scope": scope, "resource": resource}, what=what, dpop=dpop)
         response = parse_token_response(reply, what=what, now=self.clock(), requested_scope=scope,
                                         resource=resource, issuer=self.issuer, client_id=self.client_id,
-                                        url=url, refusal=refusal)
+                                        url=url)
         access = response.access_token
         if access.token_type == "DPoP" and dpop is None:
             raise InvalidResponse(f"{what}: token_type DPoP answered to a request without a DPoP proof",
@@ -209,7 +208,7 @@ class TokenClient:
     def client_credentials(self, *, scope: str | None = None, resource: str | None = None,
                            extra: Mapping[str, Any] | None = None) -> TokenResponse:
         """RFC 6749 §4.4: a token for the client itself."""
-        form = grant_form("client_credentials", **(extra or {}))
+        form = {**grant_form("client_credentials"), **(extra or {})}  # extra parameters as given, not oauthlib's
         return self.request_token(form, what="client credentials request", scope=scope, resource=resource,
                                   dpop=self.client_dpop_key())
 
@@ -220,18 +219,18 @@ class TokenClient:
         ``invalid_grant``, and a 400 or 401 without an OAuth error body (real providers refuse dead
         refresh tokens that way too), raise :class:`LoginRequired`. ``dpop``: the login's DPoP key
         (RFC 9449 §5); a DPoP client without one uses a new key. ``token_type``: the current token's;
-        a DPoP login answered with a Bearer token is malformed (it would be sent without a proof).
+        a DPoP login answered with a Bearer token is malformed (a downgrade from sender-constrained tokens).
         """
         form = grant_form("refresh_token", refresh_token=refresh_token)
         try:
             response = self.request_token(form, what="refresh token request", scope=scope, resource=resource,
-                                          dpop=dpop or self.new_login_dpop_key(), refusal=LoginRequired)
+                                          dpop=dpop or self.new_login_dpop_key())
         except InvalidResponse as exc:
             if exc.status_code not in (400, 401):
                 raise
             # RFC 6749 §5.2 puts refusals at 400/401; whatever the body (an HTML page), the refresh token is refused
             raise LoginRequired(f"refresh token request: refused with HTTP {exc.status_code} without an OAuth error",
-                                status_code=exc.status_code, endpoint=endpoint_of(self.token_endpoint())) from None
+                                status_code=exc.status_code, endpoint=exc.endpoint) from None
         if token_type == "DPoP" and response.access_token.token_type != "DPoP":
             raise InvalidResponse("refresh token request: a DPoP-bound login was answered with token_type "
                                   f"{response.access_token.token_type}", status_code=200,

@@ -18,10 +18,10 @@ from typing import Any
 
 from .clock import Clock, system_clock
 from .errors import InvalidResponse, LoginRequired, ProviderUnavailable, SubjectMismatch, TokenError
-from .tokenclient import TokenClient
-from .stores import TokenStore
-from .tokens import AccessToken
 from .responses import TokenResponse
+from .stores import TokenStore
+from .tokenclient import TokenClient
+from .tokens import AccessToken
 
 log = logging.getLogger(__name__)
 
