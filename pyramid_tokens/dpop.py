@@ -57,13 +57,19 @@ def valid_nonce(value: Any) -> TypeGuard[str]:
 
 
 def htu(url: str) -> str:
-    """The ``htu`` of a request URL (§4.2): no query, no fragment; scheme and host lower case, default port dropped."""
-    parts = urlsplit(url)
+    """The ``htu`` of a request URL (§4.2): no query, no fragment; scheme and host lower case, default port dropped.
+
+    A URL that does not parse (a bad port, a broken IPv6 literal) is a :class:`TokenError`: no proof is made for it.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise TokenError("cannot make a DPoP proof for a malformed URL", error="invalid_request") from None
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
     if ":" in host:
         host = f"[{host}]"
-    port = parts.port
     netloc = host if port is None or port == _DEFAULT_PORTS.get(scheme) else f"{host}:{port}"
     return urlunsplit((scheme, netloc, parts.path or "/", "", ""))
 

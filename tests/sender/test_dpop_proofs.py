@@ -136,3 +136,11 @@ def test_a_stored_dpop_key_that_is_not_a_key_is_a_token_error():
     with pytest.raises(TokenError, match="not a usable private JWK"):
         DPoPKey.from_jwk({"kty": "EC", "crv": "P-256", "x": "AA"})
     assert htu("HTTP://Example.TEST:80") == "http://example.test/"
+
+
+@pytest.mark.parametrize("url", ["http://h:99999/x", "http://h:abc/x", "http://[::1/x"])
+def test_a_malformed_url_gets_no_proof_and_a_token_error_not_a_value_error(url):
+    with pytest.raises(TokenError, match="cannot make a DPoP proof for a malformed URL") as info:
+        DPoPKey.generate().proof("GET", url)
+    assert type(info.value) is TokenError
+
