@@ -35,7 +35,8 @@ from oauthlib.oauth2 import DeviceClient
 from .errors import ConfigurationError, InvalidResponse, LoginFailed, ProviderUnavailable, TokenError
 from .idtoken import validate_id_token
 from .tokens import AccessToken
-from .transport import Reply, TokenResponse
+from .responses import TokenResponse
+from .transport import Reply
 
 if TYPE_CHECKING:
     from .manager import TokenManager
@@ -152,7 +153,7 @@ def _number(data: dict[str, Any], name: str, default: float | None) -> float:
 def parse_device_authorization(reply: Reply, *, now: float) -> DeviceAuthorization:
     """Check a device authorization response (RFC 8628 §3.2) or raise saying what is wrong."""
     if reply.status != 200:
-        from .transport import error_from_reply
+        from .responses import error_from_reply
 
         raise error_from_reply(reply, "device authorization request")
     data = reply.data

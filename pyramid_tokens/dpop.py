@@ -18,16 +18,20 @@ Proofs use wall-clock time for ``iat``: the server checks it against its own clo
 from __future__ import annotations
 
 import functools
+import re
 import secrets
 import threading
 import time
 from collections import OrderedDict
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, TypeGuard
 from urllib.parse import urlsplit, urlunsplit
+from urllib.request import parse_http_list
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
+from requests.utils import parse_dict_header
 
+from .errors import TokenError
 from .jwk import ALGORITHMS, PrivateKey, infer_algorithm, load_private_key, private_jwk, public_jwk, sha256_b64url
 from .jwk import thumbprint as jwk_thumbprint
 
@@ -40,16 +44,32 @@ INVALID_DPOP_PROOF = "invalid_dpop_proof"
 #: JWK members that only a private key has; a proof's ``jwk`` header must have none (§4.3)
 PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+#: RFC 9449 §8.1 ``nonce = 1*NQCHAR``; RFC 6749 Appendix A ``NQCHAR = %x21 / %x23-5B / %x5D-7E``
+NQCHARS = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+MAX_NONCE = 1024
+#: the longest ``WWW-Authenticate`` value we parse
+MAX_CHALLENGE = 8192
+
+
+def valid_nonce(value: Any) -> TypeGuard[str]:
+    """True for an RFC 9449 §8.1 nonce: ``1*NQCHAR`` (printable ASCII but ``"`` and ``\\``), at most 1 KiB."""
+    return isinstance(value, str) and len(value) <= MAX_NONCE and NQCHARS.fullmatch(value) is not None
 
 
 def htu(url: str) -> str:
-    """The ``htu`` of a request URL (§4.2): no query, no fragment; scheme and host lower case, default port dropped."""
-    parts = urlsplit(url)
+    """The ``htu`` of a request URL (§4.2): no query, no fragment; scheme and host lower case, default port dropped.
+
+    A URL that does not parse (a bad port, a broken IPv6 literal) is a :class:`TokenError`: no proof is made for it.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise TokenError("cannot make a DPoP proof for a malformed URL", error="invalid_request") from None
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
     if ":" in host:
         host = f"[{host}]"
-    port = parts.port
     netloc = host if port is None or port == _DEFAULT_PORTS.get(scheme) else f"{host}:{port}"
     return urlunsplit((scheme, netloc, parts.path or "/", "", ""))
 
@@ -125,7 +145,8 @@ def _key_from_jwk(items: tuple[tuple[str, str], ...]) -> DPoPKey:
     try:
         key = jwt.PyJWK(data).key
     except (jwt.PyJWTError, ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"not a usable private JWK ({type(exc).__name__})") from None
+        raise TokenError(f"the stored DPoP key is not a usable private JWK ({type(exc).__name__})",
+                         error="invalid_dpop_key") from None
     return DPoPKey(key, data.get("alg"))
 
 
@@ -142,9 +163,12 @@ class DPoPNonces:
             return self._nonces.get(origin(url))
 
     def remember(self, url: str, headers: Mapping[str, str] | None) -> bool:
-        """Keep the ``DPoP-Nonce`` of a response from ``url``; True when it is new for that origin."""
+        """Keep the ``DPoP-Nonce`` of a response from ``url``; True when it is new for that origin.
+
+        A nonce that is not an RFC 9449 §8.1 ``1*NQCHAR`` string (at most 1 KiB) is ignored: never sent.
+        """
         nonce = (headers or {}).get(NONCE_HEADER)
-        if not nonce or not isinstance(nonce, str) or len(nonce) > 1024:
+        if not valid_nonce(nonce):
             return False
         key = origin(url)
         with self._lock:
@@ -159,12 +183,30 @@ class DPoPNonces:
         return f"DPoPNonces(origins={len(self._nonces)})"
 
 
-def challenge_error(www_authenticate: str | None) -> str | None:
-    """The ``error`` of a ``WWW-Authenticate: DPoP ...`` challenge (§7.1), or ``None``."""
+def challenges(www_authenticate: str | None) -> list[tuple[str, dict[str, str | None]]]:
+    """The challenges of a ``WWW-Authenticate`` value (RFC 9110 §11.6.1): ``[(scheme lower case, params)]``.
+
+    Hand-written only the grouping: urllib's ``parse_http_list`` splits at the commas outside quoted
+    strings and requests' ``parse_dict_header`` reads the ``name=value`` pairs (a quoted value may hold ``,`` and ``=``);
+    an item whose first word has no ``=`` starts a new challenge. Longer values than 8 KiB are not read.
+    """
     text = www_authenticate or ""
-    for challenge in text.split("DPoP ")[1:] if "DPoP " in text else []:
-        for part in challenge.split(","):
-            name, _, value = part.strip().partition("=")
-            if name.strip().lower() == "error":
-                return value.strip().strip('"')
+    if not isinstance(text, str) or len(text) > MAX_CHALLENGE:
+        return []
+    found: list[tuple[str, list[str]]] = []
+    for item in parse_http_list(text):
+        first, _, rest = item.partition(" ")
+        if first and "=" not in first:  # an auth-scheme, then maybe its first parameter (or a token68)
+            found.append((first.lower(), []))
+            item = rest.strip()
+        if item and found:
+            found[-1][1].append(item)
+    return [(scheme, parse_dict_header(", ".join(params))) for scheme, params in found]
+
+
+def challenge_error(www_authenticate: str | None, scheme: str = "dpop") -> str | None:
+    """The ``error`` of the ``WWW-Authenticate`` challenge of ``scheme`` (RFC 9449 §7.1: ``DPoP``), or ``None``."""
+    for name, params in challenges(www_authenticate):
+        if name == scheme and isinstance(params.get("error"), str):
+            return params["error"]
     return None

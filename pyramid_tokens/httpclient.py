@@ -31,7 +31,8 @@ from requests.cookies import extract_cookies_to_jar
 from urllib3.exceptions import InvalidHeader, MaxRetryError, ReadTimeoutError
 from urllib3.util import Retry
 
-from .dpop import NONCE_HEADER, USE_DPOP_NONCE, DPoPNonces, challenge_error
+from .dpop import NONCE_HEADER, USE_DPOP_NONCE, DPoPNonces, challenge_error, valid_nonce
+from .errors import TokenError
 from .tokens import AccessToken
 
 #: ``token_source(force_renewal) -> AccessToken``; may raise :class:`~pyramid_tokens.errors.TokenError`.
@@ -146,6 +147,8 @@ class TokenAuth(requests.auth.AuthBase):
 
     def attach(self, r: requests.PreparedRequest, token: AccessToken) -> None:
         """Set ``Authorization`` and, for a DPoP-bound token, a fresh ``DPoP`` proof for this request."""
+        if token.token_type == "DPoP" and token.dpop_key is None:  # RFC 9449 §7.1: never without a proof
+            raise TokenError("a DPoP token cannot be sent without its key's proof", error="invalid_token")
         r.headers["Authorization"] = token.authorization
         if token.dpop_key is not None and token.token_type == "DPoP":
             url = r.url or ""
@@ -161,7 +164,7 @@ class TokenAuth(requests.auth.AuthBase):
             r.status_code == 401
             and body_pos is not False
             and "DPoP" in request.headers
-            and bool(r.headers.get(NONCE_HEADER))
+            and valid_nonce(r.headers.get(NONCE_HEADER))  # a malformed nonce is never sent (RFC 9449 §8.1)
             and not getattr(request, "_dpop_nonce_retried", False)
             and _origin(request.url) == origin
             and challenge_error(r.headers.get("WWW-Authenticate")) == USE_DPOP_NONCE

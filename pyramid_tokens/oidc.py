@@ -8,21 +8,21 @@ Logout 1.0 §2) and userinfo (OIDC Core §5.3).
 """
 from __future__ import annotations
 
-import base64
-import hashlib
 import logging
 import secrets
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 from urllib.parse import urlencode
 
+from oauthlib.oauth2 import WebApplicationClient
+
 from .dpop import DPoPKey
 from .errors import InvalidResponse, LoginFailed, TokenError
 from .idtoken import same_text, validate_id_token
 from .options import OidcOptions
-from .tokenclient import TokenClient
+from .responses import TokenResponse
+from .tokenclient import TokenClient, grant_form
 from .tokens import AccessToken
-from .transport import TokenResponse
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +31,13 @@ LOGIN_TIMEOUT = 600.0
 
 
 def pkce_challenge(verifier: str) -> str:
-    """RFC 7636 §4.2 S256: base64url(SHA-256(verifier)) without padding."""
-    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).rstrip(b"=").decode()
+    """RFC 7636 §4.2 S256: base64url(SHA-256(verifier)) without padding (oauthlib's)."""
+    return WebApplicationClient(None).create_code_challenge(verifier, "S256")
+
+
+def pkce_verifier() -> str:
+    """RFC 7636 §4.1: a fresh 64-character code verifier from the unreserved characters (oauthlib's)."""
+    return WebApplicationClient(None).create_code_verifier(64)
 
 
 @dataclass(frozen=True, repr=False)
@@ -91,7 +96,7 @@ class OidcClient(TokenClient):
         pending = PendingLogin(
             state=secrets.token_urlsafe(32),
             nonce=secrets.token_urlsafe(32),
-            code_verifier=secrets.token_urlsafe(64),
+            code_verifier=pkce_verifier(),
             redirect_uri=redirect_uri,
             came_from=came_from,
             created_at=self.clock(),
@@ -99,6 +104,7 @@ class OidcClient(TokenClient):
         )
         assert self.discovery is not None
         endpoint = self.discovery.metadata()["authorization_endpoint"]
+        # urlencode, not oauthlib's prepare_grant_uri: that refuses http:// even on loopback (the development provider)
         query = urlencode({
             "response_type": "code",
             "client_id": self.client_id,
@@ -134,8 +140,8 @@ class OidcClient(TokenClient):
         if not code:
             raise LoginFailed("the login response has no authorization code")
         tokens = self.request_token(
-            {"grant_type": "authorization_code", "code": code, "redirect_uri": pending.redirect_uri,
-             "code_verifier": pending.code_verifier},
+            grant_form("authorization_code", code=code, redirect_uri=pending.redirect_uri,
+                       code_verifier=pending.code_verifier),
             what="authorization code exchange",
             scope=None,
             dpop=DPoPKey.from_jwk(pending.dpop_key) if pending.dpop_key else self.new_login_dpop_key(),
@@ -150,6 +156,8 @@ class OidcClient(TokenClient):
         merged = dict(claims)
         if self.options.userinfo and self.discovery.endpoint("userinfo_endpoint"):
             info = self.userinfo(tokens.access_token)
+            if not isinstance(info.get("sub"), str):  # OIDC Core §5.3.2: sub is required, a string
+                raise InvalidResponse("userinfo: sub must be a string")
             if info.get("sub") != claims["sub"]:
                 raise LoginFailed("userinfo names another user than the ID token (sub mismatch)")
             merged.update(info)

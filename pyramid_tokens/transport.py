@@ -4,32 +4,28 @@ Token, revocation, discovery, JWKS and userinfo calls go through :class:`Transpo
 is read (a provider cannot make us buffer an endless body), enforces a whole-response deadline (a
 trickling response cannot hang a worker), and turns ``requests`` exceptions and HTTP errors into
 :class:`~pyramid_tokens.errors.TokenError` subclasses. Token responses are checked against
-RFC 6749 §5.1/§5.2 by :func:`parse_token_response`.
+RFC 6749 §5.1/§5.2 by :mod:`pyramid_tokens.responses`; clients authenticate in :mod:`pyramid_tokens.clientauth`.
 """
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import time
 from dataclasses import dataclass
 from typing import Any, Mapping
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 
-from .assertion import JWT_BEARER
-from .errors import InvalidResponse, LoginRequired, ProviderUnavailable, TokenError
+from .clientauth import apply_client_auth
+from .errors import InvalidResponse, ProviderUnavailable
 from .options import ClientCredentials
-from .tokens import KNOWN_TOKEN_TYPES, AccessToken
-from .clock import utc_from_timestamp
+from .responses import error_from_reply
 
 log = logging.getLogger(__name__)
 
 #: the most we read of any provider response
 MAX_BODY = 256 * 1024
-#: the longest token lifetime we believe (one year); more is a broken provider
-MAX_EXPIRES_IN = 366 * 24 * 3600
 
 
 @dataclass
@@ -98,7 +94,7 @@ class Transport:
         """GET a JSON object (discovery, JWKS, userinfo); any other answer is an error."""
         reply = self.request("GET", url, what=what, headers=headers, cert=cert)
         if reply.status != 200:
-            raise error_from_reply(reply, what)
+            raise error_from_reply(reply, what, url=url)
         if not isinstance(reply.data, dict):
             raise InvalidResponse(f"{what}: expected a JSON object", status_code=reply.status)
         return reply.data
@@ -109,98 +105,6 @@ class Transport:
         form = {k: v for k, v in data.items() if v is not None}
         hdrs = {"Accept": "application/json", **(headers or {})}
         if client is not None:
-            authenticate(client, form, hdrs, audience=audience or url)
+            apply_client_auth(client, form, hdrs, audience=audience or url)
         return self.request("POST", url, what=what, data=form, headers=hdrs,
                             cert=client.cert if client is not None else None)
-
-
-def authenticate(client: ClientCredentials, form: dict[str, Any], headers: dict[str, str], *,
-                 audience: str | None = None) -> None:
-    """Client authentication at the token/revocation endpoints (RFC 6749 §2.3.1, RFC 7523, RFC 8705).
-
-    With an assertion key, a fresh ``private_key_jwt`` assertion for ``audience`` (RFC 7523 §2.2)
-    replaces any secret. ``basic`` form-encodes id and secret before base64, as §2.3.1 requires;
-    ``post`` sends them in the body; a client without a secret (public client, or ``tls_client_auth``
-    whose certificate goes with the connection, RFC 8705 §2) sends only its ``client_id``.
-    """
-    if client.assertion_key is not None:
-        if not audience:
-            raise ValueError("a client assertion needs an audience")
-        form["client_id"] = client.client_id
-        form["client_assertion_type"] = JWT_BEARER
-        form["client_assertion"] = client.assertion_key.assertion(client.client_id, audience)
-    elif client.client_secret and client.style == "basic":
-        raw = f"{quote(client.client_id, safe='')}:{quote(client.client_secret, safe='')}"
-        headers["Authorization"] = "Basic " + base64.b64encode(raw.encode()).decode()
-    elif client.client_secret:
-        form["client_id"] = client.client_id
-        form["client_secret"] = client.client_secret
-    else:
-        form["client_id"] = client.client_id
-
-
-def error_from_reply(reply: Reply, what: str) -> TokenError:
-    """The error an unsuccessful reply stands for (RFC 6749 §5.2 body when there is one)."""
-    data = reply.data if isinstance(reply.data, dict) else {}
-    error = data.get("error")
-    description = data.get("error_description")
-    if not isinstance(error, str) or not error:
-        return InvalidResponse(f"{what}: unexpected HTTP {reply.status} without an OAuth error",
-                               status_code=reply.status)
-    description = description if isinstance(description, str) else None
-    text = f"{what}: {description}" if description else what
-    cls = LoginRequired if error == "invalid_grant" else TokenError
-    return cls(text, error=error, status_code=reply.status)
-
-
-@dataclass(frozen=True, repr=False)
-class TokenResponse:
-    """A successful token response (RFC 6749 §5.1), validated."""
-
-    access_token: AccessToken
-    refresh_token: str | None
-    id_token: str | None
-    raw: Mapping[str, Any]
-    #: the DPoP key (:class:`~pyramid_tokens.dpop.DPoPKey`) the request proved, when it used DPoP (RFC 9449)
-    dpop_key: Any = None
-
-    def __repr__(self) -> str:
-        return f"TokenResponse({self.access_token!r}, refresh_token={'<redacted>' if self.refresh_token else None})"
-
-
-def parse_token_response(reply: Reply, *, what: str, now: float, requested_scope: str | None = None,
-                         resource: str | None = None, issuer: str | None = None,
-                         client_id: str | None = None) -> TokenResponse:
-    """Check a token endpoint reply and build the :class:`TokenResponse`, or raise saying what was wrong."""
-    if reply.status != 200:
-        raise error_from_reply(reply, what)
-    data = reply.data
-    if not isinstance(data, dict):
-        raise InvalidResponse(f"{what}: expected a JSON object", status_code=reply.status)
-    token = data.get("access_token")
-    if not isinstance(token, str) or not token.strip():
-        raise InvalidResponse(f"{what}: no access_token in the response")
-    token_type = data.get("token_type")
-    if not isinstance(token_type, str) or token_type.lower() not in KNOWN_TOKEN_TYPES:
-        raise InvalidResponse(f"{what}: unsupported token_type {str(token_type)[:40]!r}")
-    expires_in = data.get("expires_in")
-    if expires_in is not None:
-        if isinstance(expires_in, bool) or not isinstance(expires_in, (int, float)):
-            raise InvalidResponse(f"{what}: expires_in must be a number, got {type(expires_in).__name__}")
-        if not 0 < expires_in <= MAX_EXPIRES_IN:
-            raise InvalidResponse(f"{what}: expires_in {expires_in!r} is outside 1 s .. 1 year")
-    for name in ("refresh_token", "id_token", "scope"):
-        if data.get(name) is not None and not isinstance(data[name], str):
-            raise InvalidResponse(f"{what}: {name} must be a string")
-    scope = data.get("scope") or requested_scope  # RFC 6749 §5.1: omitted scope = as requested
-    access = AccessToken(
-        access_token=token,
-        token_type=KNOWN_TOKEN_TYPES[token_type.lower()],
-        expires_at=utc_from_timestamp(now + expires_in) if expires_in is not None else None,
-        scope=scope,
-        resource=resource,
-        obtained_at=utc_from_timestamp(now),
-        issuer=issuer,
-        client_id=client_id,
-    )
-    return TokenResponse(access, data.get("refresh_token") or None, data.get("id_token") or None, data)

@@ -18,10 +18,10 @@ from typing import Any
 
 from .clock import Clock, system_clock
 from .errors import InvalidResponse, LoginRequired, ProviderUnavailable, SubjectMismatch, TokenError
-from .tokenclient import TokenClient
+from .responses import TokenResponse
 from .stores import TokenStore
+from .tokenclient import TokenClient
 from .tokens import AccessToken
-from .transport import TokenResponse
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +167,9 @@ class UserTokens:
                  resource: str | None, current: AccessToken | None) -> AccessToken:
         sub = record.get("sub")
         try:
-            tokens = self.client.refresh(refresh_token, resource=resource, dpop=_dpop_key(record))
+            token_type = current.token_type if current is not None else (record.get("access") or {}).get("token_type")
+            tokens = self.client.refresh(refresh_token, resource=resource, dpop=_dpop_key(record),
+                                         token_type=token_type)
         except LoginRequired as exc:
             latest = store.get(handle)
             if latest is not None and latest.get("generation") != record.get("generation"):
@@ -180,7 +182,7 @@ class UserTokens:
             log.warning("user %s: refresh token refused (%s); login required", sub, exc.error)
             store.delete(handle)
             raise LoginRequired("the refresh token is no longer accepted; please log in again",
-                                error=exc.error) from None
+                                error=exc.error, status_code=exc.status_code, endpoint=exc.endpoint) from None
         except (ProviderUnavailable, InvalidResponse) as exc:  # down, or answering garbage: same to the user
             if current is not None and not current.is_expired(self.clock()):
                 log.warning("user %s: refresh failed (%s); using the current token until it expires at %s",

@@ -8,7 +8,7 @@ from pyramid_tokens.clock import FakeClock, utc_from_timestamp
 from pyramid_tokens.errors import LoginRequired
 from pyramid_tokens.stores import MemoryStore
 from pyramid_tokens.tokens import AccessToken
-from pyramid_tokens.transport import TokenResponse
+from pyramid_tokens.responses import TokenResponse
 from pyramid_tokens.usertokens import UserTokens
 
 

@@ -179,6 +179,13 @@ def test_non_ascii_values_from_the_provider_are_refused_not_a_crash(app, idp, fa
     assert_logged_out(app)
 
 
+@pytest.mark.parametrize("sub", [["alice"], None, 7])
+def test_a_userinfo_sub_that_is_not_a_string_fails_the_login(app, idp, sub):
+    idp.provider.misbehave("userinfo_wrong_sub", sub=sub)
+    assert_login_failed(attempt_login(app), "userinfo: sub must be a string")
+    assert_logged_out(app)
+
+
 # -- refreshed ID tokens (OIDC Core §12.2) --------------------------------------------------------------------------
 def test_refresh_answered_for_another_user_ends_the_login(app, idp, clock):
     login(app)

@@ -250,3 +250,19 @@ def test_garbage_client_credentials_with_a_still_valid_cached_token_keeps_it(idp
     assert tm.get_client_access_token("worker") == cached
     assert expect(fault, "client credentials request") in caplog.text
     tm.close()
+
+
+# -- a refusal without an OAuth body (issue 20 item 11) -------------------------------------------------------------
+@pytest.mark.parametrize("fault, status", [("empty_body", 400), ("html_error_page", 401), ("html_error_page", 400)])
+def test_a_refresh_refused_with_a_non_oauth_body_ends_the_login_with_a_challenge(make_webapp, idp, clock, fault,
+                                                                                  status):
+    app = make_webapp()
+    login(app)
+    clock.advance(400)  # the access token has expired: only a refresh helps
+    idp.provider.misbehave(fault, on="refresh_token", status=status)
+    challenged = app.get("/token", headers=JSON, status=401)  # a challenge, not a 500 or a 502
+    assert challenged.json["error"] == "login_required"
+    assert idp.provider.faults.triggered == 1
+    idp.provider.behave()
+    assert app.get("/token", headers=JSON, status=401).json["error"] == "login_required"
+    assert idp.provider.counters()["token"].get("refresh_token", 0) == 0  # the dead refresh token was not re-sent

@@ -31,7 +31,8 @@ from pyramid_tokens.errors import ConfigurationError, InvalidIdToken, TokenError
 from pyramid_tokens.idtoken import check_id_token_claims, token_hash, validate_id_token
 from pyramid_tokens.oidc import LoginResult, OidcClient, PendingLogin
 from pyramid_tokens.options import parse_settings
-from pyramid_tokens.transport import MAX_EXPIRES_IN, Reply, TokenResponse, parse_token_response
+from pyramid_tokens.responses import MAX_EXPIRES_IN, TokenResponse, parse_token_response
+from pyramid_tokens.transport import Reply
 from pyramid_tokens.web.redirects import safe_path
 
 FEW = settings(max_examples=60, deadline=None, database=None,

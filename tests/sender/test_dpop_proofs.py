@@ -7,7 +7,8 @@ import jwt
 import pytest
 
 from pyramid_tokens.devidp.proofs import InvalidProof, ReplayCache, verify_proof
-from pyramid_tokens.dpop import DPoPKey, DPoPNonces, challenge_error, htu
+from pyramid_tokens.dpop import DPoPKey, DPoPNonces, challenge_error, challenges, htu
+from pyramid_tokens.errors import TokenError
 from pyramid_tokens.jwk import sha256_b64url
 from pyramid_tokens.tokens import AccessToken
 
@@ -106,4 +107,40 @@ def test_challenge_errors_are_read_from_www_authenticate():
     assert challenge_error('DPoP error="use_dpop_nonce", error_description="nonce"') == "use_dpop_nonce"
     assert challenge_error('Bearer realm="x", DPoP algs="ES256", error="invalid_token"') == "invalid_token"
     assert challenge_error('Bearer error="invalid_token"') is None
+
+
+def test_challenges_are_parsed_as_rfc_9110_defines_them():
+    # a quoted string may hold commas and "=": they are not parameters
+    assert challenge_error('DPoP error_description="retry, error=use_dpop_nonce", error="invalid_token"') \
+        == "invalid_token"
+    # several challenges in one header; each scheme's error is its own
+    header = 'Bearer realm="api", error="insufficient_scope", DPoP algs="ES256 PS256", error="use_dpop_nonce"'
+    assert challenges(header) == [("bearer", {"realm": "api", "error": "insufficient_scope"}),
+                                  ("dpop", {"algs": "ES256 PS256", "error": "use_dpop_nonce"})]
+    assert challenge_error(header) == "use_dpop_nonce"
+    assert challenge_error(header, "bearer") == "insufficient_scope"
+    assert challenge_error('DPoP realm="a, DPoP error=use_dpop_nonce"') is None
+    assert challenges('Basic, DPoP error=invalid_token') == [("basic", {}), ("dpop", {"error": "invalid_token"})]
+    assert challenges("x" * 9000) == [] and challenge_error(None) is None
+
+
+def test_nonces_that_are_not_nqchar_are_never_remembered():
+    nonces = DPoPNonces()
+    for bad in ("a b", 'a"b', "a\\b", "n\u00e9", "a\x00", "", "x" * 1025):
+        assert nonces.remember("https://a.example/", {"DPoP-Nonce": bad}) is False
+    assert nonces.get("https://a.example/") is None
+    assert nonces.remember("https://a.example/", {"DPoP-Nonce": "!#[]~" + "x" * 1019}) is True
+
+
+def test_a_stored_dpop_key_that_is_not_a_key_is_a_token_error():
+    with pytest.raises(TokenError, match="not a usable private JWK"):
+        DPoPKey.from_jwk({"kty": "EC", "crv": "P-256", "x": "AA"})
     assert htu("HTTP://Example.TEST:80") == "http://example.test/"
+
+
+@pytest.mark.parametrize("url", ["http://h:99999/x", "http://h:abc/x", "http://[::1/x"])
+def test_a_malformed_url_gets_no_proof_and_a_token_error_not_a_value_error(url):
+    with pytest.raises(TokenError, match="cannot make a DPoP proof for a malformed URL") as info:
+        DPoPKey.generate().proof("GET", url)
+    assert type(info.value) is TokenError
+

@@ -137,3 +137,15 @@ def test_device_login_authenticates_with_private_key_jwt(make_idp, keys):
     token = tm.device_login(display=lambda authorization: None, sleep=lambda seconds: None)
     assert jwt.decode(token.access_token, options={"verify_signature": False})["sub"] == "bob"
     assert client_auth(idp)["private_key_jwt"] >= 2  # device authorization and the token poll
+
+
+def test_an_assertion_without_an_audience_is_a_configuration_error_not_a_value_error(keys):
+    from pyramid_tokens.clientauth import apply_client_auth
+    from pyramid_tokens.errors import ConfigurationError
+    from pyramid_tokens.options import ClientCredentials
+
+    credentials = ClientCredentials("jwt-web", assertion_key=ClientAssertionKey.from_file(keys.ec_jwk))
+    form: dict = {}
+    with pytest.raises(ConfigurationError, match="client_assertion_key: a client assertion needs an audience"):
+        apply_client_auth(credentials, form, {}, audience=None)
+    assert form == {}  # nothing half-built
