@@ -11,6 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from pyramid.config import Configurator, PHASE1_CONFIG
+from pyramid.csrf import LegacySessionCSRFStoragePolicy
 from pyramid.exceptions import ConfigurationError as PyramidConfigurationError
 from pyramid.interfaces import ICSRFStoragePolicy, ISessionFactory
 
@@ -20,6 +21,7 @@ from ..manager import TokenManager
 from ..options import ClientCredentialsOptions, HttpClientOptions, Options, SessionOptions, check_references, \
     parse_settings
 from ..storeselection import user_store_for
+from .csrf import SessionCookieCSRFStoragePolicy
 from .registry import CLOCK, COOKIE_SESSION, MANAGER, OPTIONS, PENDING
 
 log = logging.getLogger(__name__)
@@ -45,9 +47,8 @@ def includeme(config: Configurator) -> None:
         for key, value in BEAKER_DEFAULTS.items():
             settings.setdefault(key, value)
         config.include("pyramid_beaker")
-    if config.registry.queryUtility(ICSRFStoragePolicy) is None:
-        from .csrf import SessionCookieCSRFStoragePolicy
-
+    if type(config.registry.queryUtility(ICSRFStoragePolicy)) is LegacySessionCSRFStoragePolicy:
+        # Pyramid's default (an application's own policy is kept): the same tokens, never a new session
         config.set_csrf_storage_policy(SessionCookieCSRFStoragePolicy(options.session.key))
 
     config.add_directive("add_http_client", add_http_client)
