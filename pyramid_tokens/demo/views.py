@@ -13,7 +13,7 @@ from pyramid.request import Request
 from pyramid.response import Response
 
 from ..display import countdown, format_claim
-from ..errors import TokenError
+from ..errors import LoginRequired, TokenError
 from ..html import page, table
 from ..web.request import user_binding
 
@@ -94,6 +94,8 @@ def home(request: Request) -> Response:
     message = ""
     try:
         token = request.get_user_access_token()
+    except LoginRequired:
+        raise  # a subclass of TokenError: let it reach the package's login challenge
     except TokenError as exc:
         return _html("pyramid_tokens demo", f"<p class='error'>{escape(str(exc))}</p>{_nav(request)}")
     record = user_binding(request).record()
