@@ -15,6 +15,7 @@ from pyramid.response import Response
 from ..display import countdown, format_claim
 from ..errors import LoginRequired, TokenError
 from ..html import page, table
+from ..web.registry import MANAGER
 from ..web.request import user_binding
 
 COUNTDOWN_JS = """<script>
@@ -133,7 +134,7 @@ def call_api(request: Request) -> Response:
 
 @view_config(route_name="demo.client_api")
 def client_api(request: Request) -> Response:
-    manager = request.registry["pyramid_tokens.manager"]
+    manager = request.registry[MANAGER]
     client = manager.options.http["client_api"].client_name
     before = _client_token_requests(request)
     calls = [_call(request.http_client("client_api"), "whoami") for _ in range(3)]
