@@ -8,7 +8,7 @@ from typing import Any
 import requests
 from pyramid.request import Request
 
-from ..beakerstores import COOKIE_LIMIT, CookieSessionStore  # noqa: F401  (COOKIE_LIMIT: re-exported)
+from ..beakerstores import CookieSessionStore
 from ..errors import LoginRequired
 from ..stores import ReadOnceView, TokenStore
 from ..tokens import AccessToken

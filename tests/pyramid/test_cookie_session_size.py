@@ -9,7 +9,7 @@ import webtest
 
 from pyramid_tokens.devidp import DevUser
 from pyramid_tokens.devidp.testing import browser_login, standard_clients
-from pyramid_tokens.web.request import COOKIE_LIMIT
+from pyramid_tokens.beakerstores import COOKIE_LIMIT
 
 from .conftest import base_settings, build_app, login
 

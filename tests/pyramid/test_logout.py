@@ -14,7 +14,7 @@ import webtest
 
 from pyramid_tokens.web.request import HANDLE
 
-from .conftest import base_settings, build_app, login
+from .conftest import base_settings, build_app, counting_reads, login
 
 JSON = {"Accept": "application/json"}
 
@@ -183,3 +183,34 @@ def test_a_refresh_in_flight_during_logout_does_not_bring_the_forgotten_tokens_b
     assert idp.provider.counters()["token"]["refresh_token"] == 1  # the refresh did happen
     assert stored_records(wsgi) == []
     assert_anonymous(wsgi, copy)
+
+
+def test_the_security_policy_and_the_token_share_one_read_of_the_record(make_webapp, idp):
+    seen = {}
+
+    def extra(config):
+        def both(request):
+            with counting_reads(request.registry["pyramid_tokens.manager"].user_tokens.store) as reads:
+                userid = request.authenticated_userid
+                request.identity
+                token = request.get_user_access_token()
+                seen["reads"] = len(reads)
+            return {"sub": userid, "token": bool(token.access_token)}
+
+        def public(request):
+            with counting_reads(request.registry["pyramid_tokens.manager"].user_tokens.store) as reads:
+                pass
+            seen["public_reads"] = len(reads)
+            return {}
+
+        config.add_route("both", "/both")
+        config.add_view(both, route_name="both", renderer="json")
+        config.add_route("plain", "/plain")
+        config.add_view(public, route_name="plain", renderer="json")
+
+    app = make_webapp(extra=extra)
+    login(app)
+    assert app.get("/both").json == {"sub": "alice", "token": True}
+    assert seen["reads"] == 1  # identity checked against the record, and the token: one read together
+    app.get("/plain")
+    assert seen["public_reads"] == 0
