@@ -226,9 +226,13 @@ class ReadOnceView(TokenStore):
         value = self._seen[key] = self.store.get(key)
         return value
 
-    def set(self, key: str, value: dict[str, Any], ttl: float | None = None) -> None:
-        self.store.set(key, value, ttl)
-        self._seen[key] = json.loads(dumps(value))  # what the store now holds, not the caller's dict
+    def set(self, key: str, value: dict[str, Any], ttl: float | None = None) -> Any:
+        written = self.store.set(key, value, ttl)
+        if written is False:  # a store may refuse a stale write (RedisStore: a newer generation is there)
+            self._seen.pop(key, None)
+        else:
+            self._seen[key] = json.loads(dumps(value))  # what the store now holds, not the caller's dict
+        return written
 
     def delete(self, key: str) -> None:
         self.store.delete(key)
