@@ -13,8 +13,8 @@ holds refresh tokens, which are credentials, hence:
 * an existing file readable by group or others is repaired to ``0600`` (with a warning that the
   tokens in it may have been exposed); a file owned by another user, a symlink or a file that is
   not a token file is refused;
-* :meth:`FileStore.lock` is exclusive across threads and processes (``fcntl.flock`` on a sibling
-  ``.lock`` file), so two kernels on one machine refresh a rotating refresh token only once.
+* :meth:`FileStore.lock` is exclusive across threads and processes (:func:`~pyramid_tokens.stores.file_lock`,
+  ``fcntl.flock`` on a sibling ``.lock`` file), so two kernels on one machine refresh a rotating refresh token only once.
   Writes take the same (re-entrant) lock, so concurrent writers never lose each other's records.
 
 POSIX only (``fcntl``).
@@ -26,21 +26,17 @@ import logging
 import os
 import secrets
 import stat
-import threading
-import time
-from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from .clock import Clock, system_clock
-from .errors import TokenError
-from .errors import LockTimeout
-from .stores import TokenStore
+from .errors import ConfigurationError
+from .stores import TokenStore, file_lock
 from .tokens import dumps
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None  # type: ignore[assignment]  # noqa: the check in FileStore()
 
 log = logging.getLogger(__name__)
 
@@ -50,66 +46,8 @@ FILE_MODE = 0o600
 DIR_MODE = 0o700
 
 
-class _ProcessLock:
-    """Re-entrant for one thread, exclusive across threads and (with ``flock``) across processes."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._rlock = threading.RLock()
-        self._depth = 0
-        self._fd: int | None = None
-
-    @contextmanager
-    def hold(self, timeout: float) -> Iterator[None]:
-        deadline = time.monotonic() + timeout
-        if not self._rlock.acquire(timeout=timeout):
-            raise LockTimeout(f"waited {timeout:g} s for another thread using the token file")
-        try:
-            if self._depth == 0:
-                self._fd = self._flock(deadline, timeout)
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-                if self._depth == 0 and self._fd is not None:
-                    fd, self._fd = self._fd, None
-                    fcntl.flock(fd, fcntl.LOCK_UN)
-                    os.close(fd)
-        finally:
-            self._rlock.release()
-
-    def _flock(self, deadline: float, timeout: float) -> int:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), FILE_MODE)
-        try:
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    return fd
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise LockTimeout(f"waited {timeout:g} s for another process using the token file") from None
-                    time.sleep(0.01)
-        except BaseException:
-            os.close(fd)
-            raise
-
-
-#: one lock per file per process, shared by every FileStore of that file
-_LOCKS: dict[str, _ProcessLock] = {}
-_LOCKS_GUARD = threading.Lock()
-
-
-def _lock_for(lock_path: str) -> _ProcessLock:
-    with _LOCKS_GUARD:
-        lock = _LOCKS.get(lock_path)
-        if lock is None:
-            lock = _LOCKS[lock_path] = _ProcessLock(lock_path)
-        return lock
-
-
-def _refuse(path: str, problem: str) -> TokenError:
-    return TokenError(f"token file {path}: {problem}", error="configuration_error")
+def _refuse(path: str, problem: str) -> ConfigurationError:
+    return ConfigurationError(f"token file {path}", problem)
 
 
 class FileStore(TokenStore):
@@ -118,12 +56,12 @@ class FileStore(TokenStore):
     def __init__(self, path: str | os.PathLike[str], *, clock: Clock = system_clock,
                  lock_timeout: float = 30.0) -> None:
         if fcntl is None:  # pragma: no cover - Windows
-            raise TokenError("FileStore needs fcntl (POSIX)", error="configuration_error")
+            raise ConfigurationError("FileStore", "needs fcntl (POSIX)")
         self.path = os.path.abspath(os.path.expanduser(os.fspath(path)))
         self.directory = os.path.dirname(self.path)
         self.clock = clock
         self.lock_timeout = lock_timeout
-        self._lock = _lock_for(self.path + ".lock")
+        self._lock = file_lock(self.path + ".lock", FILE_MODE)
         if not os.path.isdir(self.directory):
             os.makedirs(self.directory, mode=DIR_MODE, exist_ok=True)
         self._read()  # refuse a foreign or unsafe file now, not at the first token

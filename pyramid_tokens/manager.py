@@ -6,9 +6,7 @@ cache, the user token store and the named HTTP clients.
 """
 from __future__ import annotations
 
-import configparser
 import logging
-import os
 import threading
 from typing import Any, Callable, Mapping
 
@@ -21,59 +19,16 @@ from .dpop import DPoPNonces
 from .errors import ConfigurationError, LoginRequired
 from .httpclient import NamedClient
 from .oidc import OidcClient
-from .options import Options, parse_settings
+from .logins import Logins
+from .options import Options, parse_settings, read_ini
+from .storeselection import client_cache_for, user_store_for
 from .tokenclient import TokenClient
-from .stores import BeakerStore, MemoryStore, TokenStore
+from .stores import MemoryStore, TokenStore
 from .tokens import AccessToken
 from .transport import Transport
 from .usertokens import LOCAL_USER, UserTokens
 
 log = logging.getLogger(__name__)
-
-
-def read_ini(path: str, section: str = "app:main") -> dict[str, str]:
-    """The settings of one .ini section, with pserve's ``%(here)s`` and ``%(__file__)s`` interpolation."""
-    path = os.path.abspath(path)
-    parser = configparser.ConfigParser(
-        defaults={"here": os.path.dirname(path), "__file__": path},
-        interpolation=configparser.BasicInterpolation(),
-    )
-    parser.optionxform = str  # type: ignore[assignment,method-assign]  # keys are case-sensitive
-    if not parser.read(path, encoding="utf-8"):
-        raise ConfigurationError(path, "cannot read the file")
-    if not parser.has_section(section):
-        raise ConfigurationError(path, f"has no [{section}] section")
-    return {k: v for k, v in parser.items(section) if k not in ("here", "__file__")}
-
-
-def user_store_from_settings(settings: Mapping[str, Any], options: Options, clock: Clock) -> TokenStore | None:
-    """The server-side store for user tokens implied by ``tokens.store`` and Beaker's ``session.*``.
-
-    ``None`` means "inside the session itself" (cookie-backed Beaker sessions).
-    """
-    if options.store != "session":
-        return redis_store(options.store, "tokens.store")
-    kind = str(settings.get("session.type") or "memory")
-    if kind == "cookie":
-        return None
-    if kind == "memory":
-        return MemoryStore(clock)
-    if kind in ("redis_json", "ext:redis"):  # beside a Redis session: JSON records and a cross-process lock
-        if not settings.get("session.url"):
-            raise ConfigurationError("session.url", f"required with session.type = {kind}")
-        return redis_store(str(settings["session.url"]), "session.url")
-    args = {key[len("session."):]: value for key, value in settings.items()
-            if key in ("session.data_dir", "session.lock_dir", "session.url")}
-    return BeakerStore(kind, clock=clock, **args)
-
-
-def redis_store(url: str, key: str) -> TokenStore:
-    try:
-        from .redis import RedisStore  # type: ignore[import-not-found]
-    except ImportError:
-        raise ConfigurationError(key, "Redis stores need pyramid_tokens.redis (install pyramid_tokens[redis])",
-                                 url) from None
-    return RedisStore(url)
 
 
 class TokenManager:
@@ -101,8 +56,7 @@ class TokenManager:
                                         discovery=self.discovery(opts.authority) if opts.authority else None,
                                         token_endpoint=opts.token_endpoint, dpop_nonces=self.dpop_nonces)
         if client_cache is None:
-            client_cache = redis_store(options.cache, "tokens.cache") if options.cache != "memory" \
-                else MemoryStore(clock)
+            client_cache = client_cache_for(options, clock)
         self.client_tokens = ClientTokens(
             clients, client_cache, clock=clock, buffer=options.cache_lifetime_buffer,
             defaults={name: (o.scope, o.resource) for name, o in options.clients.items()},
@@ -117,6 +71,9 @@ class TokenManager:
                 clock=clock, refresh_before_expiration=options.refresh_before_expiration, ttl=session_ttl,
                 validate_id_token=self.oidc.validate_refreshed_id_token,
             )
+        #: ended logins (logout, back-channel logout): beside the user tokens, or for cookie sessions in the
+        #: client token cache, the one store that is server-side then (shared with tokens.cache = redis://...)
+        self.logins = Logins(user_store if user_store is not None else client_cache, clock=clock, ttl=session_ttl)
         self._named: dict[str, NamedClient] = {}
         self._named_lock = threading.Lock()
 
@@ -127,7 +84,7 @@ class TokenManager:
         options = parse_settings(settings)
         clock = kwargs.get("clock", system_clock)
         if "user_store" not in kwargs and options.store != "session":
-            kwargs["user_store"] = user_store_from_settings(settings, options, clock)
+            kwargs["user_store"] = user_store_for(options, clock)
         return cls(options, **kwargs)
 
     @classmethod
@@ -164,6 +121,22 @@ class TokenManager:
     def revoke_user_refresh_token(self, *, handle: str = LOCAL_USER, store: TokenStore | None = None) -> bool:
         """Revoke the user's refresh token at the provider and forget it."""
         return self._users().revoke_refresh_token(handle, store=store)
+
+    def end_login(self, handle: str = LOCAL_USER, *, store: TokenStore | None = None,
+                  client_side: bool = False) -> None:
+        """Forget the login's tokens (logout; a refused refresh); ``client_side``: also record it as ended.
+
+        The record is deleted under the handle's lock, the lock every write of it takes after
+        re-reading it: a refresh in flight finishes first, and nothing it writes outlives this.
+        A record kept client-side (a cookie session) lives on in every copy of the cookie, so the
+        handle goes on the deny list (:mod:`pyramid_tokens.logins`) too.
+        """
+        users = self._users()
+        store = users.store if store is None else store
+        with store.lock(handle, users.lock_timeout):
+            users.forget(handle, store=store)
+        if client_side:
+            self.logins.end(handle)
 
     # -- named HTTP clients --------------------------------------------------------------------------
     def named_client(self, name: str) -> NamedClient:

@@ -6,6 +6,8 @@ the public contract of ``SPEC.md`` (``oidc.*`` and ``tokens.*``); a missing or m
 """
 from __future__ import annotations
 
+import configparser
+import os
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 from urllib.parse import urlsplit
@@ -265,6 +267,75 @@ class HttpClientOptions:
         )
 
 
+#: the Beaker session types whose data lives on the server (the cookie carries only the session id)
+COOKIE_ONLY = "cookie"
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    """The part of Beaker's ``session.*`` the package reads (Beaker itself parses the rest)."""
+
+    #: any ``session.*`` key was given (then the package includes pyramid_beaker)
+    configured: bool = False
+    type: str = "memory"
+    #: the session cookie's name
+    key: str = "beaker.session.id"
+    timeout: float | None = None
+    url: str | None = None
+    data_dir: str | None = None
+    lock_dir: str | None = None
+    encrypted: bool = False
+    json: bool = False
+    httponly: bool = False
+    samesite: str | None = None
+    secure: bool = False
+
+    @property
+    def in_cookie(self) -> bool:
+        """The whole session (and tokens kept in it) travels in the browser cookie."""
+        return self.type == COOKIE_ONLY
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> "SessionOptions":
+        get = settings.get
+        kind = str(get("session.type") or "memory")
+        json = str(get("session.data_serializer", "pickle")).lower() == "json"
+        if kind == "redis_json" and not json:
+            raise ConfigurationError("session.data_serializer",
+                                     "session.type = redis_json needs session.data_serializer = json "
+                                     "(it never unpickles)", get("session.data_serializer", "pickle"))
+        return cls(
+            configured=any(key.startswith("session.") for key in settings),
+            type=kind,
+            key=str(get("session.key") or "beaker.session.id"),
+            timeout=as_seconds("session.timeout", get("session.timeout"), allow_zero=False)
+            if get("session.timeout") else None,
+            url=str(get("session.url")) if get("session.url") else None,
+            data_dir=str(get("session.data_dir")) if get("session.data_dir") else None,
+            lock_dir=str(get("session.lock_dir")) if get("session.lock_dir") else None,
+            encrypted=bool(get("session.encrypt_key")),
+            json=json,
+            httponly=str(get("session.httponly", "false")).lower() in TRUE,
+            samesite=str(get("session.samesite")) if get("session.samesite") else None,
+            secure=str(get("session.secure", "false")).lower() in TRUE,
+        )
+
+
+def read_ini(path: str, section: str = "app:main") -> dict[str, str]:
+    """The settings of one .ini section, with pserve's ``%(here)s`` and ``%(__file__)s`` interpolation."""
+    path = os.path.abspath(path)
+    parser = configparser.ConfigParser(
+        defaults={"here": os.path.dirname(path), "__file__": path},
+        interpolation=configparser.BasicInterpolation(),
+    )
+    parser.optionxform = str  # type: ignore[assignment,method-assign]  # keys are case-sensitive
+    if not parser.read(path, encoding="utf-8"):
+        raise ConfigurationError(path, "cannot read the file")
+    if not parser.has_section(section):
+        raise ConfigurationError(path, f"has no [{section}] section")
+    return {k: v for k, v in parser.items(section) if k not in ("here", "__file__")}
+
+
 @dataclass(frozen=True)
 class Options:
     """Everything the package needs, parsed from settings."""
@@ -280,6 +351,7 @@ class Options:
     cache: str = "memory"
     #: timeout of every call to the provider, seconds
     timeout: float = 10.0
+    session: SessionOptions = field(default_factory=SessionOptions)
 
     def client(self, name: str | None) -> ClientCredentialsOptions:
         try:
@@ -381,7 +453,15 @@ def parse_settings(settings: Mapping[str, Any]) -> Options:
         store=_store_url("tokens.store", get("tokens.store"), "session"),
         cache=_store_url("tokens.cache", get("tokens.cache"), "memory"),
         timeout=as_seconds("tokens.timeout", get("tokens.timeout", 10), allow_zero=False),
+        session=SessionOptions.from_settings(settings),
     )
+    if oidc is not None and options.store == "session" and options.session.in_cookie and \
+            not options.session.encrypted:
+        raise ConfigurationError(
+            "session.encrypt_key", "required with session.type = cookie and tokens.store = session: the cookie "
+            "would carry the refresh token, the access token and the DPoP key, readable by anyone who sees it "
+            "(Beaker only signs cookies unless told to encrypt them); set session.encrypt_key to a long random "
+            "secret, or keep tokens server-side (tokens.store = redis://..., or a server-side session.type)")
     check_references(options)
     return options
 

@@ -4,16 +4,15 @@ User token sets and cached client tokens both use a :class:`TokenStore`. The loc
 single-flight: the caller that takes it renews, the others wait and then re-read the store.
 
 * :class:`MemoryStore` - one process (threads); workers, notebooks, tests.
-* :class:`BeakerStore` - a Beaker container of the session's own type (``file``, ``dbm``, ``ext:*``),
-  kept apart from the session dict so that Beaker's write-back of a request's session snapshot
-  can never put an older, already rotated refresh token over a newer one (pyramid_beaker#26).
-  With ``file``/``dbm`` the lock is a file lock, so processes on one host share it.
-* :class:`SessionDictStore` - inside a cookie-backed session, for apps without server-side storage.
+* ``BeakerStore`` and ``CookieSessionStore`` (:mod:`pyramid_tokens.beakerstores`) - Beaker-backed.
+* :class:`SessionDictStore` - inside one session mapping, for apps without server-side storage.
+* ``FileStore`` (:mod:`pyramid_tokens.filestore`) - one JSON file, for notebooks.
 * ``RedisStore`` (``pyramid_tokens.redis``) - many processes on many hosts.
 """
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import weakref
@@ -22,7 +21,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator, MutableMapping
 
 from .clock import Clock, system_clock
-from .errors import ConfigurationError, LockTimeout
+from .errors import LockTimeout
 from .tokens import dumps
 
 
@@ -49,6 +48,75 @@ class KeyedLocks:
 
 #: process-wide: every store in a process shares one set of in-process locks per key
 PROCESS_LOCKS = KeyedLocks()
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+
+class FileLock:
+    """Re-entrant for one thread, exclusive across threads and (``fcntl.flock`` on ``path``) across processes.
+
+    Hand-written: Beaker's ``file_synchronizer`` is not re-entrant and polls without a deadline of its own.
+    """
+
+    def __init__(self, path: str, mode: int = 0o600) -> None:
+        self.path = path
+        self.mode = mode
+        self._rlock = threading.RLock()
+        self._depth = 0
+        self._fd: int | None = None
+
+    @contextmanager
+    def hold(self, timeout: float) -> Iterator[None]:
+        deadline = time.monotonic() + timeout
+        if not self._rlock.acquire(timeout=timeout):
+            raise LockTimeout(f"waited {timeout:g} s for another thread holding the same token lock")
+        try:
+            if self._depth == 0:
+                self._fd = self._flock(deadline, timeout)
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if self._depth == 0 and self._fd is not None:
+                    fd, self._fd = self._fd, None
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+                    os.close(fd)
+        finally:
+            self._rlock.release()
+
+    def _flock(self, deadline: float, timeout: float) -> int:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), self.mode)
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return fd
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise LockTimeout(f"waited {timeout:g} s for another process holding the same "
+                                          "token lock") from None
+                    time.sleep(0.01)
+        except BaseException:
+            os.close(fd)
+            raise
+
+
+#: one lock per lock file per process, dropped when nobody holds it
+_FILE_LOCKS: "weakref.WeakValueDictionary[str, FileLock]" = weakref.WeakValueDictionary()
+_FILE_LOCKS_GUARD = threading.Lock()
+
+
+def file_lock(path: str, mode: int = 0o600) -> FileLock:
+    """The process's :class:`FileLock` on ``path`` (every store using that file shares it)."""
+    with _FILE_LOCKS_GUARD:
+        lock = _FILE_LOCKS.get(path)
+        if lock is None:
+            lock = _FILE_LOCKS[path] = FileLock(path, mode)
+        return lock
 
 
 class TokenStore(ABC):
@@ -110,76 +178,6 @@ class MemoryStore(TokenStore):
         return len(self._data)
 
 
-class BeakerStore(TokenStore):
-    """Records in Beaker containers of the session's type, one namespace per key, as JSON text."""
-
-    def __init__(self, type: str = "file", *, clock: Clock = system_clock, **namespace_args: Any) -> None:
-        from beaker.cache import clsmap
-
-        try:
-            self._namespace_class = clsmap[type]
-        except KeyError:
-            raise ConfigurationError("session.type", "Beaker has no container type of that name", type) from None
-        self.type = type
-        self.clock = clock
-        self._args = namespace_args
-
-    def _namespace(self, key: str) -> Any:
-        return self._namespace_class(f"pyramid_tokens:{key}", **self._args)
-
-    def get(self, key: str) -> dict[str, Any] | None:
-        ns = self._namespace(key)
-        ns.acquire_read_lock()
-        try:
-            raw = ns["record"] if "record" in ns else None
-        finally:
-            ns.release_read_lock()
-        if not isinstance(raw, str):
-            return None
-        item = json.loads(raw)
-        if item.get("expires") is not None and self.clock() >= item["expires"]:
-            return None
-        return item["value"]
-
-    def set(self, key: str, value: dict[str, Any], ttl: float | None = None) -> None:
-        ns = self._namespace(key)
-        ns.acquire_write_lock()
-        try:
-            ns["record"] = dumps({"expires": self.clock() + ttl if ttl else None, "value": value})
-        finally:
-            ns.release_write_lock()
-
-    def delete(self, key: str) -> None:
-        ns = self._namespace(key)
-        ns.acquire_write_lock()
-        try:
-            if "record" in ns:
-                del ns["record"]
-        finally:
-            ns.release_write_lock()
-
-    @contextmanager
-    def lock(self, key: str, timeout: float = 30.0) -> Iterator[None]:
-        with PROCESS_LOCKS.hold(f"beaker:{key}", timeout):
-            lock_dir = self._args.get("lock_dir") or (
-                self._args["data_dir"] + "/container_file_lock" if self._args.get("data_dir") else None)
-            if self.type not in ("file", "dbm") or not lock_dir:
-                yield
-                return
-            from beaker.synchronization import file_synchronizer
-
-            sync = file_synchronizer(identifier=f"pyramid_tokens-lock:{key}", lock_dir=lock_dir)
-            deadline = time.monotonic() + timeout
-            while not sync.acquire_write_lock(wait=False):
-                if time.monotonic() > deadline:
-                    raise LockTimeout(f"waited {timeout:g} s for another process renewing the same token")
-                time.sleep(0.01)
-            try:
-                yield
-            finally:
-                sync.release_write_lock()
-
-
 class SessionDictStore(TokenStore):
     """Records inside one (cookie-backed) session mapping; the lock is in-process, keyed like the record."""
 
@@ -204,3 +202,47 @@ class SessionDictStore(TokenStore):
 
     def lock(self, key: str, timeout: float = 30.0) -> Any:
         return PROCESS_LOCKS.hold(f"session:{key}", timeout)
+
+
+class ReadOnceView(TokenStore):
+    """One request's view of a store: each record is read from it once, and the read is shared.
+
+    The security policy (is the login still there?) and the token read of the same request then
+    cost one store read together. Reads under :meth:`lock` always go to the store: a renewal, or
+    anything else that writes, re-reads the record it is about to replace.
+    """
+
+    def __init__(self, store: TokenStore) -> None:
+        self.store = store
+        self._seen: dict[str, dict[str, Any] | None] = {}
+        self._locked = 0
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        if not self._locked:
+            try:
+                return self._seen[key]
+            except KeyError:
+                pass
+        value = self._seen[key] = self.store.get(key)
+        return value
+
+    def set(self, key: str, value: dict[str, Any], ttl: float | None = None) -> Any:
+        written = self.store.set(key, value, ttl)
+        if written is False:  # a store may refuse a stale write (RedisStore: a newer generation is there)
+            self._seen.pop(key, None)
+        else:
+            self._seen[key] = json.loads(dumps(value))  # what the store now holds, not the caller's dict
+        return written
+
+    def delete(self, key: str) -> None:
+        self.store.delete(key)
+        self._seen[key] = None
+
+    @contextmanager
+    def lock(self, key: str, timeout: float = 30.0) -> Iterator[None]:
+        with self.store.lock(key, timeout):
+            self._locked += 1
+            try:
+                yield
+            finally:
+                self._locked -= 1

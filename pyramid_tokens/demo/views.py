@@ -13,8 +13,9 @@ from pyramid.request import Request
 from pyramid.response import Response
 
 from ..display import countdown, format_claim
-from ..errors import TokenError
+from ..errors import LoginRequired, TokenError
 from ..html import page, table
+from ..web.registry import MANAGER
 from ..web.request import user_binding
 
 COUNTDOWN_JS = """<script>
@@ -94,6 +95,8 @@ def home(request: Request) -> Response:
     message = ""
     try:
         token = request.get_user_access_token()
+    except LoginRequired:
+        raise  # a subclass of TokenError: let it reach the package's login challenge
     except TokenError as exc:
         return _html("pyramid_tokens demo", f"<p class='error'>{escape(str(exc))}</p>{_nav(request)}")
     record = user_binding(request).record()
@@ -131,7 +134,7 @@ def call_api(request: Request) -> Response:
 
 @view_config(route_name="demo.client_api")
 def client_api(request: Request) -> Response:
-    manager = request.registry["pyramid_tokens.manager"]
+    manager = request.registry[MANAGER]
     client = manager.options.http["client_api"].client_name
     before = _client_token_requests(request)
     calls = [_call(request.http_client("client_api"), "whoami") for _ in range(3)]

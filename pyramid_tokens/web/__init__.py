@@ -11,24 +11,30 @@ from dataclasses import replace
 from typing import Any
 
 from pyramid.config import Configurator, PHASE1_CONFIG
+from pyramid.csrf import LegacySessionCSRFStoragePolicy
 from pyramid.exceptions import ConfigurationError as PyramidConfigurationError
-from pyramid.tweens import EXCVIEW
+from pyramid.interfaces import ICSRFStoragePolicy, ISessionFactory
 
 from ..clock import system_clock
-from ..errors import ConfigurationError, LoginRequired, ProviderUnavailable
-from ..manager import TokenManager, user_store_from_settings
-from ..options import ClientCredentialsOptions, HttpClientOptions, Options, check_references, parse_settings
-from ..errors import LockTimeout, StoreUnavailable
+from ..errors import ConfigurationError, LoginRequired, TemporarilyUnavailable, TokenError
+from ..manager import TokenManager
+from ..options import ClientCredentialsOptions, HttpClientOptions, Options, SessionOptions, check_references, \
+    parse_settings
+from ..storeselection import user_store_for
+from .csrf import SessionCookieCSRFStoragePolicy
+from .registry import CLOCK, COOKIE_SESSION, MANAGER, OPTIONS, PENDING
 
 log = logging.getLogger(__name__)
 
-MANAGER = "pyramid_tokens.manager"
-OPTIONS = "pyramid_tokens.options"
-PENDING = "pyramid_tokens.pending"
+#: Beaker defaults the package needs unless the application chose otherwise: a cookie with a bad
+#: signature, or one that fails to decrypt, is "no session" (a new one), never a 500
+BEAKER_DEFAULTS = {"session.invalidate_corrupt": "true"}
+#: a login (issue 14 and logout) outlives no session: records expire with it, two weeks when unbounded
+DEFAULT_SESSION_TTL = 14 * 24 * 3600.0
 
 
 def includeme(config: Configurator) -> None:
-    """Register routes, views, request methods, the tween, the security policy and the directives."""
+    """Register routes, views, request methods, the security policy and the directives."""
     settings = config.get_settings()
     try:
         options = parse_settings(settings)
@@ -36,14 +42,17 @@ def includeme(config: Configurator) -> None:
         raise PyramidConfigurationError(f"pyramid_tokens: {exc}") from exc
     config.registry[OPTIONS] = options
     config.registry[PENDING] = {"http": {}, "clients": {}}
-    _check_session_settings(settings)
-    if config.registry.queryUtility(_session_factory_iface()) is None and \
-            any(key.startswith("session.") for key in settings):
+    _check_session_settings(options)
+    if config.registry.queryUtility(ISessionFactory) is None and options.session.configured:
+        for key, value in BEAKER_DEFAULTS.items():
+            settings.setdefault(key, value)
         config.include("pyramid_beaker")
+    if type(config.registry.queryUtility(ICSRFStoragePolicy)) is LegacySessionCSRFStoragePolicy:
+        # Pyramid's default (an application's own policy is kept): the same tokens, never a new session
+        config.set_csrf_storage_policy(SessionCookieCSRFStoragePolicy(options.session.key))
 
     config.add_directive("add_http_client", add_http_client)
     config.add_directive("add_client_credentials_client", add_client_credentials_client)
-    config.add_tween("pyramid_tokens.web.tween.tween_factory", over=EXCVIEW)
 
     from . import request as req
 
@@ -51,11 +60,12 @@ def includeme(config: Configurator) -> None:
     config.add_request_method(req.revoke_user_refresh_token, "revoke_user_refresh_token")
     config.add_request_method(req.get_client_access_token, "get_client_access_token")
     config.add_request_method(req.http_client, "http_client")
+    # The one way LoginRequired becomes a challenge: an exception view (free on routes that never raise).
     config.add_view("pyramid_tokens.web.views.login_required_view", context=LoginRequired)
-    config.add_view("pyramid_tokens.web.views.provider_unavailable_view", context=ProviderUnavailable)
-    # a shared token store (Redis) down, or a lock held past the bounded wait: a 503 to retry too
-    config.add_view("pyramid_tokens.web.views.provider_unavailable_view", context=StoreUnavailable)
-    config.add_view("pyramid_tokens.web.views.provider_unavailable_view", context=LockTimeout)
+    # The provider or a shared store down, a lock held past the bounded wait: a 503 to retry.
+    config.add_view("pyramid_tokens.web.views.temporarily_unavailable_view", context=TemporarilyUnavailable)
+    # Any other TokenError escaping a view: the provider answered wrongly, a 502, never a 500.
+    config.add_view("pyramid_tokens.web.views.token_error_view", context=TokenError)
 
     if options.oidc is not None:
         from .security import OidcSecurityPolicy
@@ -69,16 +79,10 @@ def includeme(config: Configurator) -> None:
         config.add_view("pyramid_tokens.web.views.callback_view", route_name="pyramid_tokens.callback")
         config.add_view("pyramid_tokens.web.views.logout_view", route_name="pyramid_tokens.logout")
 
-    config.action(None, _build_manager, args=(config.registry, settings), order=PHASE1_CONFIG + 1)
+    config.action(None, _build_manager, args=(config.registry,), order=PHASE1_CONFIG + 1)
 
 
-def _session_factory_iface() -> Any:
-    from pyramid.interfaces import ISessionFactory
-
-    return ISessionFactory
-
-
-def _build_manager(registry: Any, settings: dict[str, Any]) -> None:
+def _build_manager(registry: Any) -> None:
     options: Options = registry[OPTIONS]
     pending = registry[PENDING]
     options = replace(options, http={**options.http, **pending["http"]},
@@ -88,16 +92,16 @@ def _build_manager(registry: Any, settings: dict[str, Any]) -> None:
     except ConfigurationError as exc:
         raise PyramidConfigurationError(f"pyramid_tokens: {exc}") from exc
     registry[OPTIONS] = options
-    clock = registry.get("pyramid_tokens.clock") or system_clock  # tests put a FakeClock there
+    clock = registry.get(CLOCK) or system_clock  # tests put a FakeClock there
     manager = TokenManager(
         options,
         clock=clock,
-        user_store=user_store_from_settings(settings, options, clock),
-        session_ttl=float(settings["session.timeout"]) if settings.get("session.timeout") else 14 * 24 * 3600,
+        user_store=user_store_for(options, clock),
+        session_ttl=options.session.timeout or DEFAULT_SESSION_TTL,
     )
     registry[MANAGER] = manager
-    registry["pyramid_tokens.cookie_session"] = manager.user_tokens is not None and \
-        str(settings.get("session.type") or "memory") == "cookie" and options.store == "session"
+    registry[COOKIE_SESSION] = manager.user_tokens is not None and options.session.in_cookie and \
+        options.store == "session"
 
 
 def add_http_client(config: Configurator, name: str, *, base_url: str, token: str = "user",
@@ -122,27 +126,23 @@ def add_client_credentials_client(config: Configurator, name: str, **values: Any
                   lambda: config.registry[PENDING]["clients"].__setitem__(name, opts), order=PHASE1_CONFIG)
 
 
-def _check_session_settings(settings: dict[str, Any]) -> None:
+def _check_session_settings(options: Options) -> None:
     """Warn about unsafe Beaker session settings: tokens deserve HttpOnly, SameSite and JSON."""
-    if not any(key.startswith("session.") for key in settings):
+    session: SessionOptions = options.session
+    if not session.configured:
         return
-    kind = str(settings.get("session.type") or "")
-    if str(settings.get("session.data_serializer", "pickle")).lower() != "json":
-        if kind == "redis_json":
-            raise PyramidConfigurationError("pyramid_tokens: session.type = redis_json needs "
-                                            "session.data_serializer = json (it never unpickles)")
+    if not session.json:
         log.warning("session.data_serializer is not json: Beaker will unpickle session data")
-    if kind in ("ext:redis", "ext:rediscluster"):
+    if session.type in ("ext:redis", "ext:rediscluster"):
         log.warning("session.type = %s: Beaker pickles every value it keeps in Redis, so whoever can write to "
-                    "that Redis can run code here; use session.type = redis_json", kind)
-    if str(settings.get("session.httponly", "false")).lower() not in ("true", "1", "yes", "on"):
+                    "that Redis can run code here; use session.type = redis_json", session.type)
+    if not session.httponly:
         log.warning("session.httponly is not true: scripts can read the session cookie")
-    if not settings.get("session.samesite"):
+    if not session.samesite:
         log.warning("session.samesite is not set: use Lax")
-    if str(settings.get("oidc.authority") or "").startswith("https://") and \
-            str(settings.get("session.secure", "false")).lower() not in ("true", "1", "yes", "on"):
+    if options.oidc is not None and options.oidc.authority.startswith("https://") and not session.secure:
         # Beaker marks the cookie Secure only when told; it never looks at the request's scheme.
         log.warning("session.secure is not true: set it when the app is served over HTTPS")
-    if str(settings.get("session.type") or "") == "cookie":
+    if session.in_cookie:
         log.warning("session.type = cookie keeps tokens in the browser cookie (4 KB limit); set "
                     "session.save_accessed_time = false so read-only requests do not re-send stale tokens")

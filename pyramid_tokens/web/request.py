@@ -2,21 +2,20 @@
 from __future__ import annotations
 
 import logging
-import time
 from functools import cached_property
 from typing import Any
 
 import requests
 from pyramid.request import Request
 
-from ..errors import LoginRequired, TokenError
-from ..stores import SessionDictStore, TokenStore
+from ..beakerstores import CookieSessionStore
+from ..errors import LoginRequired
+from ..stores import ReadOnceView, TokenStore
 from ..tokens import AccessToken
+from .registry import COOKIE_SESSION, MANAGER
 
 HANDLE = "pyramid_tokens.handle"
 IDENTITY = "pyramid_tokens.identity"
-#: the most of one cookie (name and value) that browsers keep (RFC 6265 §6.1: at least 4096 bytes)
-COOKIE_LIMIT = 4096
 
 log = logging.getLogger(__name__)
 
@@ -29,47 +28,14 @@ def session_handle(session: Any) -> str | None:
         return None
 
 
-class CookieSessionStore(SessionDictStore):
-    """Tokens inside a cookie-backed Beaker session: refuses to write a token set the browser would drop.
-
-    Browsers silently drop a cookie over :data:`COOKIE_LIMIT` (and Beaker refuses a little above it
-    with an obscure 500), so the user would seem logged in and lose the session on the next request.
-    """
-
-    def set(self, key: str, value: dict[str, Any], ttl: float | None = None) -> None:
-        previous = self.session.get(self.PREFIX + key)
-        super().set(key, value, ttl)
-        size = beaker_cookie_size(self.session)
-        if size is not None and size > COOKIE_LIMIT:
-            if previous is None:
-                self.session.pop(self.PREFIX + key, None)
-            else:
-                self.session[self.PREFIX + key] = previous
-            message = (f"the user's tokens would make the session cookie about {size} bytes, over the "
-                       f"{COOKIE_LIMIT} bytes browsers keep; keep tokens server-side (session.type = file or "
-                       "redis_json, or tokens.store = redis://...) instead of session.type = cookie")
-            log.error("pyramid_tokens: %s", message)
-            raise TokenError(message, error="session_too_large")
-
-
-def beaker_cookie_size(session: Any) -> int | None:
-    """Name and signed value of the cookie Beaker would send for ``session`` now; ``None`` if not Beaker's."""
-    inner = session._session() if callable(getattr(type(session), "_session", None)) else session
-    encode, cookie = getattr(inner, "_encrypt_data", None), getattr(inner, "cookie", None)
-    if encode is None or cookie is None or not hasattr(cookie, "value_encode"):
-        return None
-    now = time.time()  # with the keys Beaker adds when it saves
-    value = encode({"_id": "0" * 32, "_creation_time": now, **inner, "_accessed_time": now})
-    value = value.decode("ascii") if isinstance(value, bytes) else value
-    return len(inner.key) + len(cookie.value_encode(value)[1])
-
-
 class UserBinding:
     """This request's user: the handle in its session and the store that holds its tokens."""
 
     def __init__(self, request: Request) -> None:
         self.request = request
-        self.manager = request.registry["pyramid_tokens.manager"]
+        self.manager = request.registry[MANAGER]
+        self.in_cookie = bool(request.registry.get(COOKIE_SESSION))
+        self._alive: bool | None = None
         #: per resource: the token this request already read and the time it becomes due for renewal
         self._tokens: dict[str | None, tuple[AccessToken, float | None]] = {}
 
@@ -96,9 +62,10 @@ class UserBinding:
     @cached_property
     def store(self) -> TokenStore:
         # Computed once per request: the setting is fixed at start-up and request.session is reified.
-        if self.request.registry.get("pyramid_tokens.cookie_session"):
+        if self.in_cookie:
             return CookieSessionStore(self.request.session, self.manager.clock)
-        return self.manager.user_tokens.store
+        # one read of the record per request, shared by the security policy and the token read
+        return ReadOnceView(self.manager.user_tokens.store)
 
     def require_handle(self) -> str:
         try:
@@ -107,7 +74,22 @@ class UserBinding:
             handle = None
         if not handle or self.manager.user_tokens is None:
             raise LoginRequired("no user is logged in")
+        if self.in_cookie and not self.login_alive():
+            raise LoginRequired("this login has ended")  # a copy of a logged-out cookie
         return handle
+
+    def login_alive(self) -> bool:
+        """The session's login still stands: its token record exists (and, in a cookie, was not ended).
+
+        Decided once per request. A server-side record is gone after logout or a refused refresh, so
+        a saved copy of the old cookie (or a session an in-flight request wrote back) is anonymous.
+        """
+        if self._alive is None:
+            handle = self.handle
+            record = self.record()
+            self._alive = record is not None and not (
+                self.in_cookie and self.manager.logins.is_ended(handle, record))  # type: ignore[arg-type]
+        return self._alive
 
     def record(self) -> dict[str, Any] | None:
         """The stored token set (refresh count, expiry, ID token) or ``None``."""
@@ -147,7 +129,7 @@ def revoke_user_refresh_token(request: Request) -> bool:
 def get_client_access_token(request: Request, name: str | None = None, *, force_renewal: bool = False,
                             scope: str | None = None, resource: str | None = None) -> AccessToken:
     """A client-credentials token; ``name=None`` is the OIDC client's own identity."""
-    manager = request.registry["pyramid_tokens.manager"]
+    manager = request.registry[MANAGER]
     return manager.get_client_access_token(name, force_renewal=force_renewal, scope=scope, resource=resource)
 
 

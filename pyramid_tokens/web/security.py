@@ -12,7 +12,8 @@ from pyramid.authorization import ACLHelper, Authenticated, Everyone
 from pyramid.request import Request
 
 from ..options import OidcOptions
-from .request import IDENTITY
+from .registry import MANAGER
+from .request import IDENTITY, user_binding
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,11 @@ class Identity:
 
 
 class OidcSecurityPolicy:
-    """``request.identity`` and ``request.authenticated_userid`` from the session's login claims."""
+    """``request.identity`` and ``request.authenticated_userid`` from the session's login claims.
+
+    A session is trusted only while its login's token record exists (one store read per request,
+    shared with ``request.get_user_access_token()``) and, for cookie sessions, was not ended.
+    """
 
     def __init__(self, options: OidcOptions) -> None:
         self.name_claim = options.name_claim
@@ -38,11 +43,13 @@ class OidcSecurityPolicy:
         self.acl = ACLHelper()
 
     def identity(self, request: Request) -> Identity | None:
-        if request.registry.get("pyramid_tokens.manager") is None:
+        if request.registry.get(MANAGER) is None:
             return None
         data = request.session.get(IDENTITY)
         if not data:
             return None
+        if not user_binding(request).login_alive():
+            return None  # logged out (a copy of the old cookie), or the login's tokens are gone
         claims = data.get("claims") or {}
         roles = claims.get(self.role_claim) or ()
         roles = (roles,) if isinstance(roles, str) else tuple(str(r) for r in roles)

@@ -14,14 +14,16 @@ from html import escape
 from typing import Any
 
 from pyramid.csrf import check_csrf_token, get_csrf_token
-from pyramid.httpexceptions import HTTPBadRequest, HTTPFound, HTTPServiceUnavailable
+from pyramid.httpexceptions import HTTPBadRequest, HTTPFound
 from pyramid.request import Request
 from pyramid.response import Response
 
-from ..errors import LoginRequired, ProviderUnavailable, TokenError
+from ..beakerstores import delete_stored_session
+from ..errors import LoginRequired, ProviderUnavailable, TemporarilyUnavailable, TokenError
 from ..html import page
 from ..oidc import PendingLogin
 from .redirects import safe_path
+from .registry import MANAGER
 from .request import HANDLE, IDENTITY, user_binding
 
 log = logging.getLogger(__name__)
@@ -34,7 +36,7 @@ REALM = "pyramid_tokens"
 
 
 def _manager(request: Request) -> Any:
-    return request.registry["pyramid_tokens.manager"]
+    return request.registry[MANAGER]
 
 
 def _no_store(response: Response) -> Response:
@@ -56,9 +58,13 @@ def login_view(request: Request) -> Response:
     came_from = safe_path(request.params.get("came_from"), "/")
     try:
         url, pending = manager.oidc.begin_login(request.route_url("pyramid_tokens.callback"), came_from)
-    except ProviderUnavailable as exc:
+    except TemporarilyUnavailable as exc:
         log.warning("login unavailable: %s", exc)
         return _failure(request, "The login provider is unavailable right now. Please try again shortly.", 503)
+    except TokenError as exc:  # e.g. a discovery document that is not one
+        log.warning("login impossible: %s", exc)
+        return _failure(request, "The login provider answered with something unusable; the login cannot "
+                                 "start. Please try again later.", 502)
     logins = dict(request.session.get(LOGINS) or {})
     logins[pending.state] = pending.to_dict()
     request.session[LOGINS] = dict(sorted(logins.items(), key=lambda kv: kv[1]["created_at"])[-MAX_PENDING:])
@@ -79,7 +85,7 @@ def callback_view(request: Request) -> Response:
     request.session[LOGINS] = logins
     try:
         result = manager.oidc.complete_login(request.GET, PendingLogin.from_dict(data))
-    except ProviderUnavailable as exc:
+    except TemporarilyUnavailable as exc:
         log.warning("login failed: %s", exc)
         return _failure(request, "The login provider is unavailable right now. Please try again shortly.", 503)
     except TokenError as exc:
@@ -88,17 +94,33 @@ def callback_view(request: Request) -> Response:
     # A new session id at login: whatever id an attacker planted before is worthless now.
     old_handle = request.session.get(HANDLE)
     logins_left = request.session.get(LOGINS)
+    delete_stored_session(request.session)
     request.session.invalidate()
     binding = user_binding(request)
     if old_handle:
-        manager.user_tokens.forget(old_handle, store=binding.store)
+        manager.end_login(old_handle, store=binding.store, client_side=binding.in_cookie)
     handle = secrets.token_urlsafe(32)
     request.session[HANDLE] = handle
     request.session[IDENTITY] = {"sub": result.sub, "claims": _json_claims(result.claims)}
     if logins_left:
         request.session[LOGINS] = logins_left
-    manager.user_tokens.save_login(handle, result.tokens, result.sub, store=binding.store)
+    try:
+        manager.user_tokens.save_login(handle, result.tokens, result.sub, store=binding.store,
+                                       extra=_login_facts(result.claims, manager.clock()))
+    except TokenError as exc:  # e.g. a token set too big for a cookie session: no half-made login
+        request.session.pop(HANDLE, None)
+        request.session.pop(IDENTITY, None)
+        log.warning("login failed: %s", exc)
+        return _failure(request, f"The login could not be completed: {exc.error_description or exc.error}")
     return _no_store(HTTPFound(location=safe_path(data.get("came_from"), "/")))
+
+
+def _login_facts(claims: Any, now: float) -> dict[str, Any]:
+    """What back-channel logout (issue 14) finds a login by: the ID token's ``iss`` and ``sid``, and when."""
+    facts: dict[str, Any] = {"iss": claims.get("iss"), "login_at": now}
+    if isinstance(claims.get("sid"), str):
+        facts["sid"] = claims["sid"]
+    return facts
 
 
 def _json_claims(claims: Any) -> dict[str, Any]:
@@ -130,8 +152,9 @@ def logout_view(request: Request) -> Response:
                 binding.manager.revoke_user_refresh_token(handle=handle, store=binding.store)
             except TokenError as exc:
                 log.warning("logout: the refresh token could not be revoked at the provider (%s)", exc)
-        manager.user_tokens.forget(handle, store=binding.store)
+        manager.end_login(handle, store=binding.store, client_side=binding.in_cookie)
     binding.forget_tokens()
+    delete_stored_session(request.session)  # every saved copy of the old cookie is anonymous now
     request.session.invalidate()
     target = options.oidc.post_logout_redirect
     absolute = request.application_url + target if target.startswith("/") else target
@@ -163,7 +186,8 @@ def end_login(request: Request) -> None:
         return
     manager = _manager(request)
     if handle and manager.user_tokens is not None:
-        manager.user_tokens.forget(handle, store=user_binding(request).store)
+        binding = user_binding(request)
+        manager.end_login(handle, store=binding.store, client_side=binding.in_cookie)
     user_binding(request).forget_tokens()
     session.pop(HANDLE, None)
     session.pop(IDENTITY, None)
@@ -197,7 +221,7 @@ def login_required_view(exc: LoginRequired, request: Request) -> Response:
     return challenge(request, exc)
 
 
-def provider_unavailable_view(exc: TokenError, request: Request) -> Response:
+def temporarily_unavailable_view(exc: TemporarilyUnavailable, request: Request) -> Response:
     """The provider or the token store is unavailable and no usable token is left: a 503, not a 500."""
     log.warning("%s %s: %s", request.method, request.path, exc)
     if wants_json(request):
@@ -207,4 +231,16 @@ def provider_unavailable_view(exc: TokenError, request: Request) -> Response:
         response = Response(page("Temporarily unavailable", f"<p>The {what} is unavailable right now. "
                                  "Please try again in a moment.</p>"), status=503, content_type="text/html")
     response.headers["Retry-After"] = "5"
+    return _no_store(response)
+
+
+def token_error_view(exc: TokenError, request: Request) -> Response:
+    """Any other :class:`TokenError` a view let through: the provider answered wrongly, a 502, never a 500."""
+    log.warning("%s %s: %s", request.method, request.path, exc)
+    if wants_json(request):
+        response = Response(json_body={"error": exc.error, "error_description": exc.error_description}, status=502)
+    else:
+        response = Response(page("Bad answer from the login provider", "<p>The login provider answered with "
+                                 "something unusable. Please try again later.</p>"), status=502,
+                            content_type="text/html")
     return _no_store(response)

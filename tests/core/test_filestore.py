@@ -12,11 +12,11 @@ import threading
 
 import pytest
 
-from pyramid_tokens import TokenError, TokenManager
+from pyramid_tokens import TokenManager
 from pyramid_tokens.clock import FakeClock
 from pyramid_tokens.filestore import FileStore
 from pyramid_tokens.manager import LOCAL_USER
-from pyramid_tokens.errors import LockTimeout
+from pyramid_tokens.errors import ConfigurationError, LockTimeout
 
 
 def mode(path) -> int:
@@ -67,7 +67,7 @@ def test_a_file_that_is_not_a_token_file_is_refused_and_left_alone(tmp_path):
     path = tmp_path / "notes.json"
     path.write_text('{"my": "notes"}')
     os.chmod(path, 0o600)
-    with pytest.raises(TokenError) as caught:
+    with pytest.raises(ConfigurationError) as caught:
         FileStore(path)
     assert "not a pyramid_tokens token file" in str(caught.value)
     assert path.read_text() == '{"my": "notes"}'
@@ -78,7 +78,7 @@ def test_a_symbolic_link_is_refused(tmp_path):
     FileStore(target).set("k", {"a": 1})
     link = tmp_path / "link.json"
     link.symlink_to(target)
-    with pytest.raises(TokenError, match="symbolic link"):
+    with pytest.raises(ConfigurationError, match="symbolic link"):
         FileStore(link)
 
 

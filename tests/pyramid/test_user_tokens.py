@@ -233,6 +233,7 @@ def test_overlapping_read_only_request_does_not_undo_a_rotation(idp, clock):
 def test_stale_cookie_after_a_rotation_still_gets_a_valid_token(idp, clock):
     """Cookie-backed sessions: the browser may send the pre-rotation cookie again (parallel requests)."""
     app = webtest.TestApp(build_app(base_settings(idp, **{"session.type": "cookie", "session.validate_key": "k" * 32,
+                                                          "session.encrypt_key": "e" * 32,
                                                           "session.save_accessed_time": "false"}), clock))
     login(app)
     stale = app.cookies["sid"]
