@@ -114,7 +114,7 @@ def demo(tmp_path, chromium_available):
 
 @pytest.fixture
 def browser(chromium_available):
-    """A fresh headless Chromium (own profile, no network chatter) that records the console log."""
+    """A fresh headless Chromium (own profile, no network chatter) recording its console and network logs."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -124,7 +124,7 @@ def browser(chromium_available):
     for flag in FLAGS:
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={profile}")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
     driver.set_page_load_timeout(20)
     driver.set_script_timeout(20)

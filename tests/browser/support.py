@@ -113,6 +113,16 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
         time.sleep(0.2)
 
 
+def statuses(browser, url: str) -> list[int]:
+    """The HTTP status of every response for ``url`` since the last call (the DevTools network log)."""
+    found = []
+    for entry in browser.get_log("performance"):
+        event = json.loads(entry["message"])["message"]
+        if event["method"] == "Network.responseReceived" and event["params"]["response"]["url"] == url:
+            found.append(int(event["params"]["response"]["status"]))
+    return found
+
+
 def visited_urls(browser) -> list[str]:
     """Every URL in the tab's session history (Chrome DevTools' ``Page.getNavigationHistory``)."""
     history = browser.execute_cdp_cmd("Page.getNavigationHistory", {})
