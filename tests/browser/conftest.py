@@ -88,10 +88,15 @@ class Demo:
         return texts
 
     def tokens(self) -> set[str]:
-        """Every token value the server holds for the browser's logins (access, refresh and ID tokens)."""
-        found = {m for text in self.session_texts()
-                 for m in re.findall(r'"(?:access_token|refresh_token|id_token)"\s*:\s*"([^"]+)"', text)}
-        assert found, "no token found in the server's session files: the scenario never logged in"
+        """The access, refresh and ID tokens the server now holds for the logins in its sessions."""
+        manager = self.app.registry["pyramid_tokens.manager"]
+        found: set[str] = set()
+        for text in self.session_texts():
+            for handle in re.findall(r'"pyramid_tokens\.handle": "([^"]+)"', text):
+                record = manager.user_tokens.record(handle) or {}
+                found.update(v for v in (record.get("access", {}).get("access_token"), record.get("refresh_token"),
+                                         record.get("id_token")) if v)
+        assert found, "the server holds no token: the scenario never logged in"
         return found
 
     def stop(self) -> None:
