@@ -30,6 +30,8 @@ extras["testing"] = [
     "pytest-xdist>=3.5",
     "WebTest>=3.0",
     "hypothesis>=6.100",
+    # tests/browser/ drive headless Chromium (Debian's chromium and chromium-driver packages)
+    "selenium>=4.15",
     *extras["demo"],
     *extras["redis"],
     *extras["notebooks"],
