@@ -3,9 +3,8 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from selenium.webdriver.common.by import By
 
-from .support import A11Y_JS, keyboard_unreachable, log_in, visit_checks
+from .support import A11Y_JS, By, keyboard_unreachable, log_in, visit_checks
 
 
 def test_the_providers_device_logout_and_error_pages_pass_the_accessibility_basics(demo, browser, shots):

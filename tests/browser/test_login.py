@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import time
 
-from selenium.webdriver.common.by import By
 
-from .support import cell, counters, log_in, visit_checks
+from .support import By, cell, counters, log_in, visit_checks
 
 
 def test_alice_logs_in_through_the_providers_page_and_lands_on_the_page_she_came_from(demo, browser, shots):

@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 import pytest
-from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
 
 from pyramid_tokens.devidp.server import serve
 
-from .support import counters, log_in, statuses, visit_checks
+from .support import By, WebDriverWait, counters, log_in, statuses, visit_checks
 
 PRIVATE = ("Logged in as", "alice@example.test", "Revoke refresh token")
 

@@ -8,10 +8,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
 
-from .support import cell, counters, log_in, visit_checks
+from .support import By, WebDriverWait, cell, counters, log_in, visit_checks
 
 LIFETIME = 6
 REFRESH_BEFORE = 3
