@@ -1,6 +1,6 @@
 """Fixtures for driving the demo in a real browser: headless Chromium through Selenium.
 
-``demo(**overrides)`` serves the app ``pserve development.ini`` builds (``pyramid_tokens.demo:main``
+``demo(settings)`` serves the app ``pserve development.ini`` builds (``pyramid_tokens.demo:main``
 with development.ini's settings, its own session folder, every ``:6543`` URL moved to a free loopback
 port) with waitress in this process; ``browser`` is a fresh Chromium with its own profile and the
 flags that keep it off the network. ``shots`` saves a screenshot of the current page under the
@@ -105,11 +105,11 @@ class Demo:
 
 @pytest.fixture
 def demo(tmp_path, chromium_available):
-    """``demo(**settings)``: the development.ini app, settings overridden (e.g. a short access token lifetime)."""
+    """``demo({setting: value})``: the development.ini app, settings overridden (e.g. a short token lifetime)."""
     running: list[Demo] = []
 
-    def factory(**overrides: str) -> Demo:
-        running.append(Demo(tmp_path, {k.replace("__", "."): v for k, v in overrides.items()}))
+    def factory(overrides: dict[str, str] | None = None) -> Demo:
+        running.append(Demo(tmp_path, overrides or {}))
         return running[-1]
 
     yield factory

@@ -8,7 +8,7 @@ from .test_refresh import LIFETIME, REFRESH_BEFORE, SHORT
 
 
 def test_the_browser_holds_no_token_in_cookies_script_history_or_page_source(demo, browser):
-    app = demo(**SHORT)
+    app = demo(SHORT)
     log_in(browser, app, start="/call-api")
     sources = [browser.page_source]
     tokens = app.tokens()  # the access, refresh and ID tokens the server keeps for this browser

@@ -13,8 +13,8 @@ from .support import By, WebDriverWait, cell, counters, log_in, visit_checks
 
 LIFETIME = 10
 REFRESH_BEFORE = 5  # 5 s from login to the first page, even on a loaded machine
-SHORT = {"devidp__clients__demo-web__access_token_lifetime": str(LIFETIME),
-         "tokens__refresh_before_expiration": str(REFRESH_BEFORE)}
+SHORT = {"devidp.clients.demo-web.access_token_lifetime": str(LIFETIME),
+         "tokens.refresh_before_expiration": str(REFRESH_BEFORE)}
 
 #: when this page's request was sent and its answer began, in ms since the epoch (Navigation Timing)
 NAVIGATION_TIMES = """const n = performance.getEntriesByType('navigation')[0];
@@ -26,7 +26,7 @@ def loaded(browser) -> None:
 
 
 def test_a_short_lived_token_is_refreshed_while_she_browses_with_no_new_login(demo, browser, shots):
-    app = demo(**SHORT)
+    app = demo(SHORT)
     log_in(browser, app)
     assert cell(browser, "refreshes so far") == "0"
     first_expiry = cell(browser, "expires at")
@@ -41,7 +41,7 @@ def test_a_short_lived_token_is_refreshed_while_she_browses_with_no_new_login(de
 
 
 def test_two_tabs_reloading_at_the_same_moment_cause_one_refresh(demo, browser, shots):
-    app = demo(**SHORT)
+    app = demo(SHORT)
     app.provider.misbehave("slow", on="refresh_token", seconds=1.5)  # the refresh is slow: the tabs overlap
     log_in(browser, app)
     first = browser.current_window_handle
@@ -73,7 +73,7 @@ def test_two_tabs_reloading_at_the_same_moment_cause_one_refresh(demo, browser, 
 
 @pytest.mark.xfail(strict=True, reason="issue 20 item 13")
 def test_once_the_revoked_logins_token_expires_the_next_page_is_the_login_challenge(demo, browser, shots):
-    app = demo(**SHORT)
+    app = demo(SHORT)
     log_in(browser, app)
     browser.find_element(By.XPATH, "//button[normalize-space()='Revoke refresh token']").click()
     loaded(browser)
