@@ -33,6 +33,8 @@ extras["testing"] = [
     "WebTest>=3.0",
     "hypothesis>=6.100",
     "opentelemetry-sdk>=1.20",
+    # tests/browser/ drive headless Chromium (Debian's chromium and chromium-driver packages)
+    "selenium>=4.15",
     *extras["demo"],
     *extras["otel"],
     *extras["redis"],

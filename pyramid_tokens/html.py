@@ -18,7 +18,8 @@ text-decoration:none;display:inline-block;font-size:.95rem}form{display:inline-b
 def page(title: str, body: str) -> str:
     """A complete HTML page; ``body`` is already-escaped HTML, ``title`` is text."""
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)}</title>"
-            f"<meta name='viewport' content='width=device-width, initial-scale=1'><style>{STYLE}</style></head>"
+            # an empty icon: no /favicon.ico request, so no 404 in the browser's console on every page
+            f"<link rel='icon' href='data:,'><meta name='viewport' content='width=device-width, initial-scale=1'><style>{STYLE}</style></head>"
             f"<body><h1>{escape(title)}</h1>{body}</body></html>")
 
 
