@@ -40,7 +40,6 @@ def test_logout_confirms_then_logs_out_at_the_provider_and_back_shows_nothing_pr
         assert '"sub": "alice"' not in browser.page_source
 
 
-@pytest.mark.xfail(strict=True, reason="issue 20 item 5")
 def test_a_copy_of_the_session_cookie_taken_before_logout_is_anonymous_after_it(demo, browser, shots):
     app = demo()
     log_in(browser, app)
@@ -88,8 +87,8 @@ def test_a_cross_site_post_to_logout_or_revoke_is_refused_and_revokes_nothing(de
 
 
 @pytest.mark.parametrize("path", [
-    pytest.param("/logout", marks=pytest.mark.xfail(strict=True, reason="issue 20 item 12")),
-    pytest.param("/revoke", marks=pytest.mark.xfail(strict=True, reason="issue 20 item 12")),
+    "/logout",
+    "/revoke",
 ])
 def test_a_cross_site_post_to_logout_or_revoke_leaves_the_victim_logged_in_with_her_tokens(demo, browser, shots,
                                                                                            path):

@@ -71,7 +71,6 @@ def test_two_tabs_reloading_at_the_same_moment_cause_one_refresh(demo, browser, 
     assert numbers["token"]["refresh_token"] == 1 and numbers["token_errors"]["invalid_grant"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason="issue 20 item 13")
 def test_once_the_revoked_logins_token_expires_the_next_page_is_the_login_challenge(demo, browser, shots):
     app = demo(SHORT)
     log_in(browser, app)
