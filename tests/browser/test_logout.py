@@ -86,10 +86,7 @@ def test_a_cross_site_post_to_logout_or_revoke_is_refused_and_revokes_nothing(de
     assert seen["end_session"] == 0 and seen["revocation"] == 0
 
 
-@pytest.mark.parametrize("path", [
-    "/logout",
-    "/revoke",
-])
+@pytest.mark.parametrize("path", ["/logout", "/revoke"])
 def test_a_cross_site_post_to_logout_or_revoke_leaves_the_victim_logged_in_with_her_tokens(demo, browser, shots,
                                                                                            path):
     app = demo()
