@@ -12,13 +12,14 @@ import pytest
 from pyramid_tokens import LoginRequired, TokenError, TokenManager
 from pyramid_tokens.clock import FakeClock
 from pyramid_tokens.demo.api import make_api_app
-from pyramid_tokens.device import DeviceAuthorization, in_kernel
+from pyramid_tokens.device import DeviceAuthorization
+from pyramid_tokens.prompt import in_kernel
 from pyramid_tokens.devidp import DevClient
 from pyramid_tokens.devidp.models import DEVICE_CODE_GRANT
 from pyramid_tokens.devidp.server import serve
 from pyramid_tokens.devidp.testing import approve_device
 from pyramid_tokens.errors import InvalidIdToken, LoginFailed
-from pyramid_tokens.manager import LOCAL_USER
+from pyramid_tokens.usertokens import LOCAL_USER
 
 SCOPE = "openid profile offline_access api"
 
