@@ -131,7 +131,7 @@ def start_provider(
     **provider_kwargs: Any,
 ) -> RunningProvider:
     """Start a provider on ``host:port`` (0: any free port) under ``prefix``; its issuer is set once bound."""
-    from . import make_wsgi_app
+    from .views import make_wsgi_app  # the Pyramid app, only for a provider (serve() takes any WSGI app)
 
     prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
     provider = DevProvider("http://unbound.invalid", clients, **provider_kwargs)

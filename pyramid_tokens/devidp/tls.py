@@ -123,7 +123,7 @@ def start_tls_provider(prefix: str = "/idp", clients: Any = (), *, certfile: str
                        host: str = "127.0.0.1", port: int = 0, client_cert: str = "optional",
                        **provider_kwargs: Any) -> RunningProvider:
     """:func:`~pyramid_tokens.devidp.start_provider` over TLS: the issuer is ``https://host:port/prefix``."""
-    from . import make_wsgi_app
+    from .views import make_wsgi_app
     from .provider import DevProvider
 
     prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
