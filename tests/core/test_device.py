@@ -314,6 +314,20 @@ def test_token_manager_html_shows_clients_user_and_http_clients_but_no_token_or_
         assert secret not in client_token._repr_html_()
 
 
+def test_access_token_display_shows_hostile_claims_as_escaped_text_and_never_fails():
+    import jwt
+
+    from pyramid_tokens.tokens import AccessToken
+
+    value = jwt.encode({"sub": "<script>alert(1)</script>", "aud": [1, {"x": 2}], "exp": 1e300, "iat": 10**12 * 1.0,
+                        "nonce": "n-0123"}, "k" * 32, algorithm="HS256")
+    html = AccessToken(value)._repr_html_()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>" not in html
+    assert "1, {&#x27;x&#x27;: 2}" in html  # every audience shown, whatever its type
+    assert "1e+300" in html  # a timestamp no calendar holds is shown as the number it is
+    assert "n-0123" not in html and value not in html
+
+
 # -- a hostile device authorization response (RFC 8628 §3.2, §5.4) ----------------------------------------
 DROP = object()
 #: an OSC 8 hyperlink to another site around the code, a screen clear, CR, backspace, BEL and a bidi override
