@@ -16,7 +16,7 @@ from pyramid_tokens.clock import FakeClock
 from pyramid_tokens.demo.api import make_api_app
 from pyramid_tokens.device import DeviceAuthorization
 from pyramid_tokens.prompt import in_kernel
-from pyramid_tokens.devidp import DevClient, DevProvider, make_wsgi_app
+from pyramid_tokens.devidp import DevClient, DevProvider, DevUser, make_wsgi_app
 from pyramid_tokens.devidp.models import DEVICE_CODE_GRANT
 from pyramid_tokens.devidp.server import RunningProvider, serve
 from pyramid_tokens.devidp.testing import approve_device, standard_clients
@@ -335,12 +335,12 @@ TERMINAL_ATTACK = "\x1b]8;;https://evil.example/\x1b\\WDJB\x1b]8;;\x07-MJHT\x1b[
 UNSHOWN = ("\x1b", "\x07", "\r", "\x08", "\u202e", "\x9b")
 
 
-def rewriting_device_authorization(app, fields):
-    """WSGI middleware: the provider's device authorization response with ``fields`` replaced (``DROP``: removed)."""
+def rewriting_device_authorization(app, fields, endpoint="/device_authorization"):
+    """WSGI middleware: the provider's ``endpoint`` JSON responses with ``fields`` replaced (``DROP``: removed)."""
 
     def evil(environ, start_response):
         response = Request(environ).get_response(app)
-        if environ["PATH_INFO"].endswith("/device_authorization") and response.status_int == 200:
+        if environ["PATH_INFO"].endswith(endpoint) and response.content_type == "application/json":
             data = response.json
             data.update(fields)
             response.body = json.dumps({k: v for k, v in data.items() if v is not DROP}).encode()
@@ -354,10 +354,10 @@ def evil_idp():
     """The development provider behind a proxy that rewrites its device authorization responses."""
     running = []
 
-    def start(fields, **provider_kwargs):
+    def start(fields, endpoint="/device_authorization", **provider_kwargs):
         provider_kwargs.setdefault("device_interval", 1)
         provider = DevProvider("http://unbound.invalid", standard_clients(), **provider_kwargs)
-        server = serve(rewriting_device_authorization(make_wsgi_app(provider, "/idp"), fields))
+        server = serve(rewriting_device_authorization(make_wsgi_app(provider, "/idp"), fields, endpoint))
         provider.issuer = server.url + "/idp"
         running.append(RunningProvider(provider, server))
         return running[-1]
@@ -416,6 +416,25 @@ def test_a_user_code_with_terminal_escape_sequences_is_printed_inert(evil_idp, c
     for char in UNSHOWN:
         assert char not in err
     assert "Signed in as" in err
+
+
+def test_the_signed_in_users_name_from_the_id_token_is_printed_inert(evil_idp, capsys):
+    idp = evil_idp({}, device_auto_approve="alice", users=[DevUser("alice", name=TERMINAL_ATTACK)])
+    manager(idp).device_login()
+    err = capsys.readouterr().err
+    assert "Signed in as ]8;;https://evil.example/\\WDJB]8;;-MJHT[2JKCAB31m." in err
+    for char in UNSHOWN:
+        assert char not in err
+
+
+def test_a_providers_error_description_is_printed_inert_when_the_login_fails(evil_idp, capsys):
+    idp = evil_idp({"error": "server_refused", "error_description": "no" + TERMINAL_ATTACK}, endpoint="/token")
+    with pytest.raises(TokenError):
+        manager(idp).device_login(sleep=lambda s: None)
+    err = capsys.readouterr().err
+    assert "Sign-in failed:" in err
+    for char in UNSHOWN:
+        assert char not in err
 
 
 def test_the_html_prompt_shows_a_hostile_user_code_inert_and_escaped():
