@@ -1,7 +1,17 @@
-"""A few lines of HTML shared by the package's pages (no template engine needed)."""
+"""The few pieces of HTML the package builds: a page shell, tables, links and time/claim text.
+
+Shared by the web pages (``web/``, ``demo/``, ``devidp/``) and the Jupyter displays (``display.py``,
+``prompt.py``, ``AccessToken._repr_html_``). No template engine is needed; every value is escaped
+here. Tables left-align their cells inline because a notebook applies no stylesheet of ours.
+This module imports nothing from the package, so anything may use it.
+"""
 from __future__ import annotations
 
+import json
+from datetime import datetime, timezone
 from html import escape
+from typing import Any
+from urllib.parse import urlsplit
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:58rem;margin:2rem auto;padding:0 1rem;
@@ -14,6 +24,8 @@ button,.button{background:#2f5bd3;color:#fff;border:0;border-radius:5px;padding:
 text-decoration:none;display:inline-block;font-size:.95rem}form{display:inline-block;margin-right:.4rem}
 """
 
+_CELL = "style='text-align:left'"
+
 
 def page(title: str, body: str) -> str:
     """A complete HTML page; ``body`` is already-escaped HTML, ``title`` is text."""
@@ -23,7 +35,47 @@ def page(title: str, body: str) -> str:
             f"<body><h1>{escape(title)}</h1>{body}</body></html>")
 
 
-def table(rows: list[tuple[str, object]]) -> str:
+def table(rows: list[tuple[Any, Any]]) -> str:
     """A two-column table of label/value text (both escaped)."""
-    cells = "".join(f"<tr><th>{escape(str(k))}</th><td>{escape(str(v))}</td></tr>" for k, v in rows)
+    cells = "".join(f"<tr><th {_CELL}>{escape(str(k))}</th><td {_CELL}>{escape(str(v))}</td></tr>" for k, v in rows)
     return f"<table>{cells}</table>"
+
+
+def grid(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
+    """A table with a header row; every cell is escaped text."""
+    head = "".join(f"<th {_CELL}>{escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td {_CELL}>{escape(str(v))}</td>" for v in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def link(url: str, text: str | None = None) -> str:
+    """A clickable link for http(s) URLs only (a provider could send ``javascript:``); else plain text."""
+    label = escape(text if text is not None else url)
+    if urlsplit(url).scheme.lower() not in ("http", "https"):
+        return f"<code>{label}</code>"
+    return f"<a href=\"{escape(url, quote=True)}\" target=\"_blank\" rel=\"noopener noreferrer\">{label}</a>"
+
+
+def countdown(seconds: float | None) -> str:
+    """``"4 min 10 s"``, ``"expired 3 s ago"`` or ``"no expiry given"``."""
+    if seconds is None:
+        return "no expiry given"
+    if seconds <= 0:
+        return f"expired {int(-seconds)} s ago"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
+
+
+def format_claim(value: Any) -> str:
+    """A claim value for display: timestamps as UTC times, other non-strings as JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 10**8:
+        try:
+            return datetime.fromtimestamp(value, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        except (OverflowError, OSError, ValueError):  # a hostile "exp": 1e300 is shown as the number it is
+            pass
+    return json.dumps(value)

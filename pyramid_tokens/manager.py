@@ -201,7 +201,7 @@ class TokenManager:
         """Log a user in with the device flow (RFC 8628); see :func:`pyramid_tokens.device.device_login`."""
         from .device import device_login
 
-        return device_login(self, scope=scope, display=display, timeout=timeout,
+        return device_login(self.oidc, self.user_tokens, scope=scope, display=display, timeout=timeout,
                             **({"sleep": sleep} if sleep is not None else {}))
 
     def _repr_html_(self) -> str:

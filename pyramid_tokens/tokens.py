@@ -8,6 +8,8 @@ from typing import Any
 
 from .clock import system_clock, utc_from_timestamp
 
+#: claims that only matter to the client's checks, left out of the display
+_SECRET_CLAIMS = {"at_hash", "c_hash", "nonce", "sid"}
 #: Token types we know how to present (RFC 6750 Bearer, RFC 9449 DPoP), normalised to their canonical case.
 KNOWN_TOKEN_TYPES = {"bearer": "Bearer", "dpop": "DPoP"}
 
@@ -100,9 +102,25 @@ class AccessToken:
 
     def _repr_html_(self) -> str:
         """Jupyter display: expiry, scopes and the (unverified) claims; never the token value."""
-        from .display import access_token_html
+        from .html import countdown, format_claim, table  # only a notebook needs HTML
 
-        return access_token_html(self)
+        claims = self.claims() or {}
+        audience = claims.get("aud")
+        rows = [
+            ("type", self.token_type),
+            ("issuer", claims.get("iss") or self.issuer or "—"),
+            ("subject", claims.get("sub") or "—"),
+            ("audience", ", ".join(map(str, audience)) if isinstance(audience, list) else audience or "—"),
+            ("scopes", self.scope or claims.get("scope") or "—"),
+            ("resource", self.resource or "—"),
+            ("expires", f"{self.expires_at:%Y-%m-%d %H:%M:%S} UTC (in {countdown(self.expires_in())})"
+             if self.expires_at else "no expiry given"),
+        ]
+        shown = [(k, format_claim(v)) for k, v in claims.items() if k not in _SECRET_CLAIMS]
+        claims_html = (f"<details><summary>JWT claims (decoded, <b>not verified</b>)</summary>{table(shown)}"
+                       f"</details>") if shown else "<p><i>opaque token (not a JWT)</i></p>"
+        return (f"<div class='pyramid-tokens-access-token'><b>AccessToken</b> <span style='color:#888'>(value hidden)"
+                f"</span>{table(rows)}{claims_html}</div>")
 
     # -- storage ------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

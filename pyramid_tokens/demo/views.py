@@ -12,9 +12,8 @@ from pyramid.httpexceptions import HTTPFound
 from pyramid.request import Request
 from pyramid.response import Response
 
-from ..display import countdown, format_claim
 from ..errors import LoginRequired, TokenError
-from ..html import page, table
+from ..html import countdown, format_claim, page, table
 from ..web.registry import MANAGER
 from ..web.request import user_binding
 

@@ -22,13 +22,11 @@ Command line: ``python -m pyramid_tokens.devidp --port 9000 --client web:web-sec
 """
 from __future__ import annotations
 
-from pyramid.config import Configurator
-
 from .models import DevClient, DevUser
 from .provider import DevProvider
 from .server import RunningProvider, RunningServer, serve, start_provider
 from .settings import provider_options
-from .views import REGISTRY_KEY, add_routes
+from .views import REGISTRY_KEY, add_routes, make_wsgi_app
 
 __all__ = [
     "DevClient",
@@ -41,14 +39,6 @@ __all__ = [
     "serve",
     "start_provider",
 ]
-
-
-def make_wsgi_app(provider: DevProvider, prefix: str = ""):
-    """A standalone Pyramid WSGI app serving ``provider`` below ``prefix`` (e.g. ``/idp``)."""
-    config = Configurator()
-    config.registry[REGISTRY_KEY] = provider
-    config.include(add_routes, route_prefix=prefix.rstrip("/") or None)
-    return config.make_wsgi_app()
 
 
 def includeme(config) -> None:

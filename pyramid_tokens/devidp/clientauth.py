@@ -1,4 +1,7 @@
-"""Strong client authentication at the development provider: ``private_key_jwt`` and mutual TLS.
+"""Client authentication at the development provider: HTTP Basic credentials, ``private_key_jwt``, mutual TLS.
+
+* RFC 6749 §2.3.1 ``client_secret_basic``: :func:`basic_credentials` reads the ``Authorization``
+  header (the provider checks the secret; ``oauth.py`` and ``dpop.py`` only need the client id).
 
 * RFC 7523 §3 / OpenID Connect Core 1.0 §9 ``private_key_jwt``: the ``client_assertion`` is a JWT
   signed with one of the client's registered keys (``DevClient.jwks``), ``iss`` = ``sub`` = the
@@ -14,9 +17,11 @@ name that cannot arrive over HTTP because it contains a space.
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 import jwt
 from cryptography import x509
@@ -136,10 +141,28 @@ class AssertionVerifier:
         return client
 
     def _audiences(self, request: Any) -> list[str]:
-        from .provider import ENDPOINT_PATHS
-
         provider = self.provider
-        return [provider.issuer, provider.url(ENDPOINT_PATHS["token_endpoint"]), _without_query(request.uri)]
+        return [provider.issuer, provider.endpoint("token_endpoint"), _without_query(request.uri)]
+
+
+# hand-written: oauthlib leaves reading the Basic header to the validator, and WebOb does not decode it
+def basic_credentials(authorization: str | None) -> tuple[str, str] | None:
+    """``(client_id, secret)`` from an ``Authorization: Basic`` header (RFC 6749 §2.3.1), else None.
+
+    Both parts are form-urlencoded before base64 encoding, so they are decoded here. A malformed
+    Basic header gives ``("", "")``, which authenticates nobody.
+    """
+    scheme, _, value = (authorization or "").strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return "", ""
+    client_id, sep, secret = decoded.partition(":")
+    if not sep:
+        return "", ""
+    return unquote_plus(client_id), unquote_plus(secret)
 
 
 def check_tls_client(client: "DevClient", request: Any) -> bool:

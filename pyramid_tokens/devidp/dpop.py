@@ -27,7 +27,7 @@ from oauthlib.oauth2.rfc6749.errors import OAuth2Error
 from ..dpop import INVALID_DPOP_PROOF, NONCE_HEADER, USE_DPOP_NONCE
 from .proofs import InvalidProof, ReplayCache, verify_proof
 from ..jwk import ALGORITHMS
-from .clientauth import certificate_confirmation
+from .clientauth import basic_credentials, certificate_confirmation
 
 if TYPE_CHECKING:
     from .provider import DevProvider
@@ -182,7 +182,5 @@ def binding_satisfied(claims: dict[str, Any], headers: Any) -> bool:
 
 
 def _basic_client_id(request: Any) -> str | None:
-    from .provider import basic_credentials
-
     basic = basic_credentials(request.headers.get("Authorization"))
     return basic[0] if basic else None

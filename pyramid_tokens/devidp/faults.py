@@ -27,7 +27,6 @@ Development and tests only, like the rest of :mod:`pyramid_tokens.devidp`.
 """
 from __future__ import annotations
 
-import base64
 import functools
 import hashlib
 import hmac
@@ -40,7 +39,10 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import jwt
+from jwt.utils import base64url_decode
 from webob import Response
+
+from ..jwk import b64url
 
 if TYPE_CHECKING:
     from .provider import DevProvider
@@ -200,12 +202,8 @@ ENDPOINTS = ("discovery", "jwks", "authorize", "token", "revoke", "userinfo", "l
 
 
 # -- JOSE helpers ------------------------------------------------------------------------------------------
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
 def _segment(value: dict[str, Any]) -> str:
-    return _b64(json.dumps(value, separators=(",", ":")).encode())
+    return b64url(json.dumps(value, separators=(",", ":")).encode())
 
 
 _stray_key: list[Any] = []
@@ -237,15 +235,15 @@ def _alg_hs256(provider: "DevProvider", claims: dict[str, Any]) -> str:
     key = provider.keys.current
     pem = key.public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     signing_input = f"{_segment({'alg': 'HS256', 'typ': 'JWT', 'kid': key.kid})}.{_segment(claims)}"
-    return f"{signing_input}.{_b64(hmac.new(pem, signing_input.encode(), hashlib.sha256).digest())}"
+    return f"{signing_input}.{b64url(hmac.new(pem, signing_input.encode(), hashlib.sha256).digest())}"
 
 
 @_id_token_fault("id_token_bad_signature", "signed by the provider's key, then one bit of the signature flipped")
 def _bad_signature(provider: "DevProvider", claims: dict[str, Any]) -> str:
     head, body, signature = provider.sign(claims).split(".")
-    raw = bytearray(base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4)))
+    raw = bytearray(base64url_decode(signature))
     raw[len(raw) // 2] ^= 0x01
-    return f"{head}.{body}.{_b64(bytes(raw))}"
+    return f"{head}.{body}.{b64url(bytes(raw))}"
 
 
 @_id_token_fault("id_token_unknown_kid", "signed by a key the provider never publishes (kid unknown even after a JWKS refetch)")
@@ -284,7 +282,7 @@ _claims_fault("id_token_iat_future", "iat (and exp) lie an hour in the future",
 _claims_fault("id_token_exp_not_finite", "exp is the JSON number NaN (Python's json accepts it)",
               lambda c, p: c.update(exp=float("nan")))
 _claims_fault("id_token_wrong_at_hash", "at_hash is the hash of another access token",
-              lambda c, p: c.update(at_hash=_b64(hashlib.sha256(b"another token").digest()[:16])))
+              lambda c, p: c.update(at_hash=b64url(hashlib.sha256(b"another token").digest()[:16])))
 _claims_fault("id_token_wrong_sub", "sub names another user (a refreshed ID token must not, §12.2)",
               lambda c, p: c.update(sub=p.get("sub", "mallory")))
 

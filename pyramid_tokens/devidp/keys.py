@@ -7,14 +7,13 @@ tokens they signed still verify (OpenID Connect Core §10.1.1).
 """
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import threading
 from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
+
+from ..jwk import public_jwk, thumbprint
 
 ALGORITHM = "RS256"
 
@@ -35,17 +34,9 @@ class SigningKey:
         return {"kty": "RSA", "use": "sig", "alg": ALGORITHM, "kid": self.kid, "n": jwk["n"], "e": jwk["e"]}
 
 
-def thumbprint(public_key: rsa.RSAPublicKey) -> str:
-    """The RFC 7638 JWK thumbprint (SHA-256, base64url) of an RSA public key."""
-    jwk = RSAAlgorithm.to_jwk(public_key, as_dict=True)
-    canonical = json.dumps({"e": jwk["e"], "kty": "RSA", "n": jwk["n"]}, separators=(",", ":"), sort_keys=True)
-    digest = hashlib.sha256(canonical.encode("ascii")).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
-
-
 def generate_signing_key(bits: int = 2048) -> SigningKey:
     private_key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
-    return SigningKey(kid=thumbprint(private_key.public_key()), private_key=private_key)
+    return SigningKey(kid=thumbprint(public_jwk(private_key)), private_key=private_key)
 
 
 class KeySet:

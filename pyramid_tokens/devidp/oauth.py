@@ -33,9 +33,9 @@ from oauthlib.openid.connect.core.grant_types.dispatchers import (
     AuthorizationTokenGrantDispatcher,
 )
 
+from .clientauth import basic_credentials
 from .dpop import DPOP_JKT
 from .models import DEVICE_CODE_GRANT
-from .provider import basic_credentials
 from .validator import DevRequestValidator
 
 if TYPE_CHECKING:

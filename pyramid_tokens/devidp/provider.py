@@ -9,31 +9,29 @@
 * OpenID Connect Core 1.0 §2 and §3.1.3.6: ID tokens with ``at_hash``; §12.2: refreshed ID tokens
   keep ``auth_time`` and carry no ``nonce``.
 
-This module holds no HTTP: the oauthlib wiring is in ``oauth.py``/``validator.py``, the Pyramid
-views in ``views.py``.
+This module holds no HTTP: the oauthlib server (``oauth.py``/``validator.py``) is built over a
+provider by ``views.add_routes``, which routes the Pyramid views of ``views.py`` to it.
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import logging
 import secrets
 import threading
 from typing import Any
-from urllib.parse import unquote_plus
 
 import jwt
 
 from ..clock import Clock, system_clock
-from .clientauth import AssertionRefused, AssertionVerifier, check_tls_client
+from ..jwk import b64url
+from .clientauth import AssertionRefused, AssertionVerifier, basic_credentials, check_tls_client
 from .counters import Counters
 from .dpop import DPoPServer, confirmation
 from .faults import FaultMode, issue_id_token
 from .keys import ALGORITHM, KeySet
 from .models import DEFAULT_SCOPES, GRANT_TYPES, DevClient, DevUser
-from .state import DeviceAuthorization, Grant, State, new_user_code
+from .state import DeviceCode, Grant, State, new_user_code
 
 log = logging.getLogger("pyramid_tokens.devidp")
 
@@ -54,25 +52,6 @@ CLAIMS_SUPPORTED = [
     "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp",
     "name", "preferred_username", "email", "role",
 ]  # fmt: skip
-
-
-def basic_credentials(authorization: str | None) -> tuple[str, str] | None:
-    """``(client_id, secret)`` from an ``Authorization: Basic`` header (RFC 6749 §2.3.1), else None.
-
-    Both parts are form-urlencoded before base64 encoding, so they are decoded here. A malformed
-    Basic header gives ``("", "")``, which authenticates nobody.
-    """
-    scheme, _, value = (authorization or "").strip().partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return "", ""
-    client_id, sep, secret = decoded.partition(":")
-    if not sep:
-        return "", ""
-    return unquote_plus(client_id), unquote_plus(secret)
 
 
 def _positive_int(name: str, value: Any, *, allow_zero: bool = False) -> int:
@@ -102,8 +81,6 @@ class DevProvider:
         clock: Clock = system_clock,
         require_dpop_nonce: bool = False,
     ) -> None:
-        from .oauth import ProviderServer  # oauth.py builds on this class
-
         self.issuer = issuer
         self.audience = audience
         self.device_interval = _positive_int("device_interval", device_interval, allow_zero=True)
@@ -117,7 +94,6 @@ class DevProvider:
         self._clients_lock = threading.Lock()
         self._clients = {client.client_id: client for client in clients or ()}
         self._users = {user.username: user for user in users or ()}
-        self.server = ProviderServer(self)
         #: RFC 9449 state (nonces, proof replay, bindings); RFC 7523 assertion checks (jti replay)
         self.dpop = DPoPServer(self, require_nonce=require_dpop_nonce)
         self.assertions = AssertionVerifier(self)
@@ -144,6 +120,10 @@ class DevProvider:
 
     def url(self, path: str) -> str:
         return f"{self.issuer}{path}"
+
+    def endpoint(self, name: str) -> str:
+        """The URL of the endpoint a metadata name (``token_endpoint``, ...) names."""
+        return self.url(ENDPOINT_PATHS[name])
 
     @property
     def verification_uri(self) -> str:
@@ -179,7 +159,7 @@ class DevProvider:
         auth_methods += ["tls_client_auth"] if any(c.tls_client_auth_subject_dn for c in clients) else []
         return {
             "issuer": self.issuer,
-            **{name: self.url(path) for name, path in ENDPOINT_PATHS.items()},
+            **{name: self.endpoint(name) for name in ENDPOINT_PATHS},
             "response_types_supported": ["code"],
             "response_modes_supported": ["query", "fragment"],
             "grant_types_supported": list(GRANT_TYPES),
@@ -377,7 +357,7 @@ class DevProvider:
             claims["nonce"] = code.nonce
         if "access_token" in token:
             digest = hashlib.sha256(token["access_token"].encode("ascii")).digest()
-            claims["at_hash"] = base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode("ascii")
+            claims["at_hash"] = b64url(digest[: len(digest) // 2])  # computed here, not by the client's check
         claims.update(user.claims(request.scopes or ()))
         return claims
 
@@ -395,9 +375,9 @@ class DevProvider:
     # -- device authorization (RFC 8628 §3.2, §3.3) -------------------------------------------------
     def start_device_authorization(
         self, client: DevClient, scopes: list[str], resources: tuple[str, ...]
-    ) -> DeviceAuthorization:
+    ) -> DeviceCode:
         now = self.clock()
-        record = DeviceAuthorization(
+        record = DeviceCode(
             device_code=secrets.token_urlsafe(32),
             user_code=new_user_code(),
             grant=Grant(client_id=client.client_id, scopes=tuple(scopes), resources=resources),

@@ -15,6 +15,7 @@ from waitress.server import create_server
 
 from .models import DevClient
 from .provider import DevProvider
+from .views import make_wsgi_app
 
 log = logging.getLogger("pyramid_tokens.devidp")
 
@@ -131,8 +132,6 @@ def start_provider(
     **provider_kwargs: Any,
 ) -> RunningProvider:
     """Start a provider on ``host:port`` (0: any free port) under ``prefix``; its issuer is set once bound."""
-    from . import make_wsgi_app
-
     prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
     provider = DevProvider("http://unbound.invalid", clients, **provider_kwargs)
     server = serve(make_wsgi_app(provider, prefix), host, port, threads=threads, allow_non_loopback=allow_non_loopback)

@@ -58,7 +58,7 @@ class RefreshToken:
 
 
 @dataclass(eq=False)
-class DeviceAuthorization:
+class DeviceCode:
     device_code: str
     user_code: str
     grant: Grant
@@ -85,7 +85,7 @@ class State:
         self._lock = threading.Lock()
         self._codes: dict[str, AuthorizationCode] = {}
         self._refresh_tokens: dict[str, RefreshToken] = {}
-        self._devices: dict[str, DeviceAuthorization] = {}
+        self._devices: dict[str, DeviceCode] = {}
         self._user_codes: dict[str, str] = {}  # normalized user code -> device code
         self._access_tokens: dict[str, tuple[Grant | None, float]] = {}  # jti -> (grant, exp)
         self._revoked_jtis: dict[str, float] = {}  # jti -> exp
@@ -161,7 +161,7 @@ class State:
             grant.revoked = True
 
     # -- device authorizations (RFC 8628 §3.2-3.5) -------------------------------------------------
-    def add_device(self, record: DeviceAuthorization, now: float) -> DeviceAuthorization:
+    def add_device(self, record: DeviceCode, now: float) -> DeviceCode:
         with self._lock:
             self._prune(now)
             while normalize_user_code(record.user_code) in self._user_codes:
@@ -170,11 +170,11 @@ class State:
             self._user_codes[normalize_user_code(record.user_code)] = record.device_code
             return record
 
-    def peek_device(self, device_code: str | None) -> DeviceAuthorization | None:
+    def peek_device(self, device_code: str | None) -> DeviceCode | None:
         with self._lock:
             return self._devices.get(device_code or "")
 
-    def device_by_user_code(self, user_code: str) -> DeviceAuthorization | None:
+    def device_by_user_code(self, user_code: str) -> DeviceCode | None:
         with self._lock:
             device_code = self._user_codes.get(normalize_user_code(user_code))
             return self._devices.get(device_code or "")
@@ -196,7 +196,7 @@ class State:
 
     def poll_device(
         self, device_code: str, client_id: str, now: float
-    ) -> tuple[str | None, DeviceAuthorization | None]:
+    ) -> tuple[str | None, DeviceCode | None]:
         """One token-endpoint poll (RFC 8628 §3.4-3.5): returns a status and, when authorized, the record.
 
         Statuses: ``authorized`` (the record is used up), ``authorization_pending``, ``slow_down``

@@ -6,14 +6,13 @@ RFC 8628 §3.3 verification URI. ``standard_clients`` are the clients the shared
 """
 from __future__ import annotations
 
-import base64
-import hashlib
 import secrets
 from html.parser import HTMLParser
 from urllib.parse import urlencode, urljoin
 
 import requests
 
+from ..jwk import sha256_b64url
 from .models import DEVICE_CODE_GRANT, DevClient
 
 WEB_REDIRECT_URI = "http://localhost/callback"
@@ -39,8 +38,7 @@ def standard_clients() -> list[DevClient]:
 def pkce_pair() -> tuple[str, str]:
     """A fresh ``(code_verifier, code_challenge)`` for PKCE S256 (RFC 7636 §4.1-4.2)."""
     verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).rstrip(b"=").decode()
-    return verifier, challenge
+    return verifier, sha256_b64url(verifier)
 
 
 def authorize_url(

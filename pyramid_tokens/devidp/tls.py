@@ -21,7 +21,9 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from .clientauth import ENVIRON_CERT
+from .provider import DevProvider
 from .server import RunningProvider, is_loopback
+from .views import make_wsgi_app
 
 log = logging.getLogger("pyramid_tokens.devidp")
 
@@ -123,9 +125,6 @@ def start_tls_provider(prefix: str = "/idp", clients: Any = (), *, certfile: str
                        host: str = "127.0.0.1", port: int = 0, client_cert: str = "optional",
                        **provider_kwargs: Any) -> RunningProvider:
     """:func:`~pyramid_tokens.devidp.start_provider` over TLS: the issuer is ``https://host:port/prefix``."""
-    from . import make_wsgi_app
-    from .provider import DevProvider
-
     prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
     provider = DevProvider("https://unbound.invalid", clients, **provider_kwargs)
     server = serve_tls(make_wsgi_app(provider, prefix), certfile=certfile, keyfile=keyfile, cafile=cafile,

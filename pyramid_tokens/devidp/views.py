@@ -21,21 +21,36 @@ from urllib.parse import urlencode
 import jwt
 from oauthlib.common import add_params_to_uri, extract_params
 from oauthlib.oauth2.rfc6749.errors import FatalClientError, InvalidRequestError, OAuth2Error
+from pyramid.config import Configurator
 from pyramid.httpexceptions import HTTPFound
 from webob import Response
 
 from . import faults, pages
 from .clientauth import ENVIRON_CERT, PEER_CERT
 from .dpop import DPOP_JKT, DPoPError
-from .oauth import NO_STORE
+from .oauth import NO_STORE, ProviderServer
 from .provider import DEVICE_VERIFICATION_PATH, DISCOVERY_PATH, ENDPOINT_PATHS, DevProvider
 
 REGISTRY_KEY = "pyramid_tokens.devidp"
+#: the oauthlib endpoints serving the registered provider (built by :func:`add_routes`)
+SERVER_KEY = "pyramid_tokens.devidp.oauth"
 BASIC_CHALLENGE = 'Basic realm="devidp"'
 
 
 def provider_of(request) -> DevProvider:
     return request.registry[REGISTRY_KEY]
+
+
+def server_of(request) -> ProviderServer:
+    return request.registry[SERVER_KEY]
+
+
+def make_wsgi_app(provider: DevProvider, prefix: str = ""):
+    """A standalone Pyramid WSGI app serving ``provider`` below ``prefix`` (e.g. ``/idp``)."""
+    config = Configurator()
+    config.registry[REGISTRY_KEY] = provider
+    config.include(add_routes, route_prefix=prefix.rstrip("/") or None)
+    return config.make_wsgi_app()
 
 
 # -- helpers ----------------------------------------------------------------------------------------
@@ -112,7 +127,7 @@ def authorize_view(request):
 def _validate_authorization(request, provider: DevProvider, query: str):
     """``(scopes, info)`` from oauthlib, or the response for a refused request."""
     try:
-        return provider.server.validate_authorization_request(
+        return server_of(request).validate_authorization_request(
             f"{request.path_url}?{query}", "GET", headers=dict(request.headers)
         )
     except FatalClientError as e:
@@ -138,7 +153,7 @@ def _authorization_decision(request, provider: DevProvider):
     username = request.POST.get("username", "").strip()
     if not _valid_username(username):
         return pages.login_page(request.path_url, info["client_id"], scopes, query, note="Enter a user name.")
-    headers, _, _ = provider.server.create_authorization_response(
+    headers, _, _ = server_of(request).create_authorization_response(
         f"{request.path_url}?{query}",
         "GET",
         headers=dict(request.headers),
@@ -167,7 +182,7 @@ def token_view(request):
             raise problem
         jkt = provider.dpop.check_token_request(request)  # RFC 9449 §5, §8, §10
         extra = {DPOP_JKT: jkt} if jkt else {}
-        headers, body, status = provider.server.create_token_response(*_oauth_request(request, extra))
+        headers, body, status = server_of(request).create_token_response(*_oauth_request(request, extra))
     except OAuth2Error as e:
         headers, body, status = _error(e)
     headers = {**provider.dpop.nonce_header(), **headers}
@@ -183,7 +198,7 @@ def revoke_view(request):
         problem = _form_problem(request)
         if problem is not None:
             raise problem
-        headers, body, status = provider.server.create_revocation_response(*_oauth_request(request))
+        headers, body, status = server_of(request).create_revocation_response(*_oauth_request(request))
     except OAuth2Error as e:
         headers, body, status = _error(e)
     return _oauth_response(headers, body, status)
@@ -193,7 +208,7 @@ def device_authorization_view(request):
     provider = provider_of(request)
     provider.counter.hit("device_authorization")
     try:
-        endpoint = provider.server.device_authorization
+        endpoint = server_of(request).device_authorization
         headers, body, status = endpoint.create_device_authorization_response(*_oauth_request(request))
     except OAuth2Error as e:
         headers, body, status = _error(e)
@@ -206,7 +221,7 @@ def userinfo_view(request):
     provider.counter.hit("userinfo")
     try:
         extra = provider.dpop.resource_headers(request)  # RFC 9449 §7: a DPoP token and its proof
-        headers, body, status = provider.server.create_userinfo_response(*_oauth_request(request, extra))
+        headers, body, status = server_of(request).create_userinfo_response(*_oauth_request(request, extra))
     except DPoPError as e:
         response = _json({"error": e.error, "error_description": e.description}, status=e.status_code)
         response.headers.update(e.headers)
@@ -293,7 +308,8 @@ def rotate_keys_view(request):
 
 
 def add_routes(config) -> None:
-    """Route every endpoint below the current ``route_prefix`` (the issuer's path)."""
+    """Route every endpoint of the registered provider below the current ``route_prefix`` (the issuer's path)."""
+    config.registry[SERVER_KEY] = ProviderServer(config.registry[REGISTRY_KEY])
 
     def route(name: str, path: str, *views: tuple[Any, str | tuple[str, ...] | None]) -> None:
         config.add_route(f"devidp.{name}", path)

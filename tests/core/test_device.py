@@ -5,20 +5,23 @@ injected ``sleep``, which also records the waits, so no test waits for real.
 """
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
+from webob import Request
 
 from pyramid_tokens import LoginRequired, TokenError, TokenManager
 from pyramid_tokens.clock import FakeClock
 from pyramid_tokens.demo.api import make_api_app
-from pyramid_tokens.device import DeviceAuthorization, in_kernel
-from pyramid_tokens.devidp import DevClient
+from pyramid_tokens.device import DeviceAuthorization
+from pyramid_tokens.prompt import in_kernel
+from pyramid_tokens.devidp import DevClient, DevProvider, DevUser, make_wsgi_app
 from pyramid_tokens.devidp.models import DEVICE_CODE_GRANT
-from pyramid_tokens.devidp.server import serve
-from pyramid_tokens.devidp.testing import approve_device
-from pyramid_tokens.errors import InvalidIdToken, LoginFailed
-from pyramid_tokens.manager import LOCAL_USER
+from pyramid_tokens.devidp.server import RunningProvider, serve
+from pyramid_tokens.devidp.testing import approve_device, standard_clients
+from pyramid_tokens.errors import InvalidIdToken, InvalidResponse, LoginFailed
+from pyramid_tokens.usertokens import LOCAL_USER
 
 SCOPE = "openid profile offline_access api"
 
@@ -309,3 +312,163 @@ def test_token_manager_html_shows_clients_user_and_http_clients_but_no_token_or_
         assert secret not in repr(tm)
         assert secret not in user_token._repr_html_()
         assert secret not in client_token._repr_html_()
+
+
+def test_access_token_display_shows_hostile_claims_as_escaped_text_and_never_fails():
+    import jwt
+
+    from pyramid_tokens.tokens import AccessToken
+
+    value = jwt.encode({"sub": "<script>alert(1)</script>", "aud": [1, {"x": 2}], "exp": 1e300, "iat": 10**12 * 1.0,
+                        "nonce": "n-0123"}, "k" * 32, algorithm="HS256")
+    html = AccessToken(value)._repr_html_()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>" not in html
+    assert "1, {&#x27;x&#x27;: 2}" in html  # every audience shown, whatever its type
+    assert "1e+300" in html  # a timestamp no calendar holds is shown as the number it is
+    assert "n-0123" not in html and value not in html
+
+
+# -- a hostile device authorization response (RFC 8628 §3.2, §5.4) ----------------------------------------
+DROP = object()
+#: an OSC 8 hyperlink to another site around the code, a screen clear, CR, backspace, BEL and a bidi override
+TERMINAL_ATTACK = "\x1b]8;;https://evil.example/\x1b\\WDJB\x1b]8;;\x07-MJHT\x1b[2J\r\x08\u202eKCAB\x9b31m"
+UNSHOWN = ("\x1b", "\x07", "\r", "\x08", "\u202e", "\x9b")
+
+
+def rewriting_device_authorization(app, fields, endpoint="/device_authorization"):
+    """WSGI middleware: the provider's ``endpoint`` JSON responses with ``fields`` replaced (``DROP``: removed)."""
+
+    def evil(environ, start_response):
+        response = Request(environ).get_response(app)
+        if environ["PATH_INFO"].endswith(endpoint) and response.content_type == "application/json":
+            data = response.json
+            data.update(fields)
+            response.body = json.dumps({k: v for k, v in data.items() if v is not DROP}).encode()
+        return response(environ, start_response)
+
+    return evil
+
+
+@pytest.fixture
+def evil_idp():
+    """The development provider behind a proxy that rewrites its device authorization responses."""
+    running = []
+
+    def start(fields, endpoint="/device_authorization", **provider_kwargs):
+        provider_kwargs.setdefault("device_interval", 1)
+        provider = DevProvider("http://unbound.invalid", standard_clients(), **provider_kwargs)
+        server = serve(rewriting_device_authorization(make_wsgi_app(provider, "/idp"), fields, endpoint))
+        provider.issuer = server.url + "/idp"
+        running.append(RunningProvider(provider, server))
+        return running[-1]
+
+    yield start
+    for idp in running:
+        idp.stop()
+
+
+@pytest.mark.parametrize("interval", [0, 0.2, -3, DROP])
+def test_an_interval_below_one_second_or_missing_polls_every_five_seconds(evil_idp, interval):
+    clock = FakeClock()
+    idp = evil_idp({"interval": interval}, clock=clock)
+    tm = manager(idp, clock)
+    user = User(decide_on_wait=3, clock=clock)
+    tm.device_login(display=user.display, sleep=user.sleep)
+    assert user.authorizations[0].interval == 5.0
+    assert user.waits == [5.0, 5.0, 5.0]
+    assert token_errors(idp)["authorization_pending"] == 3
+    assert tm.user_tokens.record(LOCAL_USER)["sub"] == "alice"
+
+
+def test_an_interval_of_one_second_or_more_is_the_providers_to_choose(evil_idp):
+    clock = FakeClock()
+    idp = evil_idp({"interval": 1}, clock=clock)
+    user = User(decide_on_wait=2, clock=clock)
+    manager(idp, clock).device_login(display=user.display, sleep=user.sleep)
+    assert user.waits == [1.0, 1.0]
+
+
+def test_expires_in_of_ten_to_the_twelve_is_capped_so_an_unanswered_login_ends_within_thirty_minutes(evil_idp):
+    clock = FakeClock()
+    idp = evil_idp({"expires_in": 10**12, "interval": 60}, clock=clock, device_lifetime=10**7)  # stays valid
+    tm = manager(idp, clock)
+    user = User(decide_on_wait=0, clock=clock)
+
+    def sleep(seconds):
+        assert sum(user.waits) + seconds <= 1800, "still polling after 30 minutes"
+        user.sleep(seconds)
+
+    with pytest.raises(LoginFailed) as caught:
+        tm.device_login(display=user.display, sleep=sleep)
+    assert caught.value.error == "expired_token"
+    assert user.authorizations[0].expires_in == 1800.0
+    assert "about 30 min" in user.authorizations[0].text()
+    assert 1740 <= sum(user.waits) <= 1800
+    assert token_errors(idp)["expired_token"] == 0  # the client stopped on its own cap
+
+
+def test_a_user_code_with_terminal_escape_sequences_is_printed_inert(evil_idp, capsys):
+    idp = evil_idp({"user_code": TERMINAL_ATTACK}, device_auto_approve="alice")
+    tm = manager(idp)
+    tm.device_login()
+    err = capsys.readouterr().err
+    assert "enter the code ]8;;https://evil.example/\\WDJB]8;;-MJHT[2JKCAB31m)" in err  # shown, as text
+    for char in UNSHOWN:
+        assert char not in err
+    assert "Signed in as" in err
+
+
+def test_the_signed_in_users_name_from_the_id_token_is_printed_inert(evil_idp, capsys):
+    idp = evil_idp({}, device_auto_approve="alice", users=[DevUser("alice", name=TERMINAL_ATTACK)])
+    manager(idp).device_login()
+    err = capsys.readouterr().err
+    assert "Signed in as ]8;;https://evil.example/\\WDJB]8;;-MJHT[2JKCAB31m." in err
+    for char in UNSHOWN:
+        assert char not in err
+
+
+def test_a_providers_error_description_is_printed_inert_when_the_login_fails(evil_idp, capsys):
+    idp = evil_idp({"error": "server_refused", "error_description": "no" + TERMINAL_ATTACK}, endpoint="/token")
+    with pytest.raises(TokenError):
+        manager(idp).device_login(sleep=lambda s: None)
+    err = capsys.readouterr().err
+    assert "Sign-in failed:" in err
+    for char in UNSHOWN:
+        assert char not in err
+
+
+def test_the_html_prompt_shows_a_hostile_user_code_inert_and_escaped():
+    html = device_authorization(user_code=TERMINAL_ATTACK + "<script>alert(1)</script>")._repr_html_()
+    assert "]8;;https://evil.example/\\WDJB]8;;-MJHT[2JKCAB31m&lt;script&gt;" in html
+    assert "<script>" not in html
+    for char in UNSHOWN:
+        assert char not in html
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("verification_uri", "javascript:alert(1)", "verification_uri must be an absolute http(s) URI"),
+    ("verification_uri", "/device", "verification_uri must be an absolute http(s) URI"),
+    ("verification_uri", "https://idp.example/\x1b[2Jdevice", "verification_uri must be an absolute http(s) URI"),
+    ("verification_uri", "https://idp.example/de vice", "verification_uri must be an absolute http(s) URI"),
+    ("verification_uri_complete", "https://idp.example/\u202edevice", "verification_uri_complete must be an absolute"),
+    ("verification_uri", "https://idp.example/" + "d" * 2100, "verification_uri is longer than 2048 characters"),
+    ("verification_uri", ["https://idp.example/device"], "verification_uri must be a string"),
+    ("user_code", "W" * 65, "user_code is longer than 64 characters"),
+    ("user_code", 12345678, "user_code must be a string"),
+    ("device_code", {"code": "x"}, "device_code must be a string"),
+    ("device_code", "d" * 4097, "device_code is longer than 4096 characters"),
+    ("expires_in", "600", "expires_in must be a number"),
+    ("expires_in", True, "expires_in must be a number"),
+    ("interval", [5], "interval must be a number"),
+    ("interval", 10**6, "interval must be at most 300 s"),
+])
+def test_a_mistyped_or_unbounded_device_authorization_response_is_refused_naming_the_field(
+        evil_idp, field, value, message):
+    idp = evil_idp({field: value}, device_auto_approve="alice")
+    tm = manager(idp)
+    shown = []
+    with pytest.raises(InvalidResponse) as caught:
+        tm.device_login(display=shown.append, sleep=lambda s: None)
+    assert message in caught.value.error_description
+    assert shown == []  # nothing reached the user
+    assert tm.user_tokens.record(LOCAL_USER) is None
