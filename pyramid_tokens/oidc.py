@@ -98,7 +98,7 @@ class OidcClient(TokenClient):
             dpop_key=dpop.private_jwk() if dpop is not None else None,
         )
         assert self.discovery is not None
-        endpoint = self.discovery.metadata()["authorization_endpoint"]
+        endpoint = self.discovery.endpoint("authorization_endpoint", required=True)
         query = urlencode({
             "response_type": "code",
             "client_id": self.client_id,

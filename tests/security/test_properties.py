@@ -102,16 +102,13 @@ def _b64(data: bytes) -> str:
 
 def discovery(clock=None) -> Discovery:
     """A discovery of ISSUER whose document and keys are already loaded (no network)."""
-    d = Discovery(ISSUER, transport=None, clock=clock or (lambda: NOW))  # type: ignore[arg-type]
-    d._metadata = {"issuer": ISSUER, "authorization_endpoint": ISSUER + "/authorize",
-                   "token_endpoint": ISSUER + "/token", "jwks_uri": ISSUER + "/jwks",
-                   "userinfo_endpoint": ISSUER + "/userinfo",
-                   "id_token_signing_alg_values_supported": ["RS256"],
-                   "authorization_response_iss_parameter_supported": True}
-    d._fetched_at = NOW
-    d._keys = {KEY.kid: jwt.PyJWK(KEY.public_jwk())}
-    d._jwks_fetched_at = NOW
-    d.ttl = float("inf")
+    d = Discovery.from_document(
+        ISSUER, {"issuer": ISSUER, "authorization_endpoint": ISSUER + "/authorize",
+                 "token_endpoint": ISSUER + "/token", "jwks_uri": ISSUER + "/jwks",
+                 "userinfo_endpoint": ISSUER + "/userinfo",
+                 "id_token_signing_alg_values_supported": ["RS256"],
+                 "authorization_response_iss_parameter_supported": True},
+        jwks={"keys": [KEY.public_jwk()]}, clock=clock or (lambda: NOW), ttl=float("inf"))
     return d
 
 
