@@ -24,7 +24,7 @@ from pyramid_tokens.devidp.tls import serve_tls
 from pyramid_tokens.discovery import WELL_KNOWN, Discovery
 from pyramid_tokens.errors import InvalidResponse, TokenError
 
-from ..sender.conftest import pki  # noqa: F401 - the test CA (a shared fixture for tests/support/)
+from ..sender.conftest import keys, pki  # noqa: F401 - the test CA and key files (shared fixtures for tests/support/)
 from .support import build_app, settings_for
 
 #: every endpoint member a document may name, today's and tomorrow's
@@ -131,6 +131,23 @@ def test_the_client_secret_never_goes_to_a_plain_http_token_endpoint(make_provid
     manager = manager_for(make_provider({"token_endpoint": attacker.url("token")}))
     with pytest.raises(InvalidResponse, match="token_endpoint must use https"):
         manager.get_client_access_token("w")
+    assert attacker.received == []
+
+
+def test_a_refresh_token_is_never_sent_to_a_plain_http_token_endpoint(make_provider, attacker):
+    manager = manager_for(make_provider({"token_endpoint": attacker.url("token")}))
+    with pytest.raises(InvalidResponse, match="token_endpoint must use https"):
+        manager.oidc.refresh("a-refresh-token")
+    assert attacker.received == []
+
+
+def test_a_client_assertion_is_never_sent_to_a_plain_http_token_endpoint(make_provider, attacker, keys):
+    provider = make_provider({"token_endpoint": attacker.url("token")})
+    manager = TokenManager.from_settings({"tokens.clients.k.authority": provider.issuer,
+                                          "tokens.clients.k.client_id": "worker",
+                                          "tokens.clients.k.client_assertion_key": keys.rsa_pem})
+    with pytest.raises(InvalidResponse, match="token_endpoint must use https"):
+        manager.get_client_access_token("k")
     assert attacker.received == []
 
 
