@@ -1,7 +1,7 @@
 """``tokens.timeout`` bounds a whole provider call, however slowly the bytes arrive.
 
-Raw-socket servers in the test trickle one part of the answer (the status line, the headers, the
-body) a byte at a time, faster than any single socket timeout would notice, or accept and never
+Raw-socket servers in the test trickle one part of the answer (the TLS handshake, the status line,
+the headers, the body) a byte at a time, faster than any single socket timeout would notice, or accept and never
 answer. Each call must end with ``ProviderUnavailable`` within ``timeout`` plus a small margin, and
 the process keeps serving other provider calls meanwhile.
 """
@@ -29,11 +29,11 @@ BODY = b'{"keys": [' + b" " * 100000
 class SlowServer:
     """Accepts connections on loopback; sends ``prefix`` at once, then ``trickle`` one byte per PACE."""
 
-    def __init__(self, prefix: bytes, trickle: bytes) -> None:
+    def __init__(self, prefix: bytes, trickle: bytes, scheme: str = "http") -> None:
         self.prefix, self.trickle = prefix, trickle
         self.stopped = threading.Event()
         self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/slow"
+        self.url = f"{scheme}://127.0.0.1:{self.listener.getsockname()[1]}/slow"
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -63,7 +63,10 @@ class SlowServer:
         self.listener.close()
 
 
+#: a TLS handshake record announcing 16 KiB (RFC 8446 §5.1), its body trickled: the client waits for all of it
+TLS_RECORD = b"\x16\x03\x03\x40\x00"
 TRICKLES = {
+    "tls_handshake": (TLS_RECORD, b"\x02" * 16384, "https"),
     "status_line": (b"", STATUS + HEADERS),
     "headers": (STATUS, HEADERS),
     "body": (STATUS + HEADERS, BODY),
