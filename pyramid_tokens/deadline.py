@@ -133,9 +133,22 @@ class _HTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _HTTPSConnection
 
 
+_POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
 class DeadlineAdapter(HTTPAdapter):
-    """An ``HTTPAdapter`` whose connections obey the :func:`deadline` of the call in progress."""
+    """An ``HTTPAdapter`` whose connections obey the :func:`deadline` of the call in progress.
+
+    Direct and through an HTTP(S) proxy (``HTTPS_PROXY``); a SOCKS proxy keeps urllib3's own pools,
+    so there only the per-read timeout and the check between body chunks apply.
+    """
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+        self.poolmanager.pool_classes_by_scheme = dict(_POOLS)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if not proxy.lower().startswith("socks"):
+            manager.pool_classes_by_scheme = dict(_POOLS)
+        return manager

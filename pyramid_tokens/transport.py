@@ -20,7 +20,7 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from .assertion import JWT_BEARER
-from .deadline import WATCHDOG, DeadlineAdapter, deadline
+from .deadline import WATCHDOG, Deadline, DeadlineAdapter, deadline
 from .errors import InvalidResponse, LoginRequired, ProviderUnavailable, TokenError
 from .options import ClientCredentials
 from .tokens import KNOWN_TOKEN_TYPES, AccessToken
@@ -76,7 +76,7 @@ class Transport:
     def __init__(self, session: requests.Session | None = None, *, timeout: float = 10.0,
                  max_body: int = MAX_BODY, max_depth: int = MAX_DEPTH) -> None:
         self.session = session or requests.Session()
-        adapter = DeadlineAdapter()  # the whole-call deadline needs its connections
+        adapter = DeadlineAdapter()  # the whole-call deadline needs its connections, also in a given session
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         self.timeout = timeout
@@ -96,7 +96,7 @@ class Transport:
                 with self.session.request(method, url, data=data, headers=dict(headers or {}), stream=True,
                                           timeout=call.remaining(), allow_redirects=False, cert=cert) as resp:
                     answered = True
-                    body = self._read(resp, what)
+                    body = self._read(resp, what, call)
                     status, reply_headers = resp.status_code, resp.headers
                     WATCHDOG.release(call)  # before the connection goes back to the pool
             except requests.Timeout:
@@ -116,7 +116,7 @@ class Transport:
             return ProviderUnavailable(f"{what}: response not complete within {self.timeout:g} s")
         return ProviderUnavailable(f"{what}: {_host(url)} did not answer within {self.timeout:g} s")
 
-    def _read(self, resp: requests.Response, what: str) -> bytes:
+    def _read(self, resp: requests.Response, what: str, call: Deadline) -> bytes:
         chunks: list[bytes] = []
         size = 0
         for chunk in resp.iter_content(16384):
@@ -124,6 +124,8 @@ class Transport:
             if size > self.max_body:
                 raise InvalidResponse(f"{what}: response larger than {self.max_body} bytes", status_code=resp.status_code)
             chunks.append(chunk)
+            if call.passed():  # also where no watchdog watches (a SOCKS proxy)
+                raise self._late(what, resp.url, True)
         return b"".join(chunks)
 
     def _json(self, body: bytes, headers: Mapping[str, str], status: int, what: str) -> Any:

@@ -163,3 +163,16 @@ def test_a_connection_cut_at_the_deadline_is_not_reused_for_the_next_call(fast_s
         assert [transport.get_json(fast_server, what="discovery") for _ in range(3)] == [{"ok": True}] * 3
     finally:
         server.stop()
+
+
+def test_a_trickling_http_proxy_is_cut_at_the_timeout_too():
+    """Through ``HTTP_PROXY``/``HTTPS_PROXY`` (requests' proxies), the whole call is still bounded."""
+    proxy = SlowServer(STATUS, HEADERS)
+    transport = Transport(timeout=TIMEOUT)
+    transport.session.proxies = {"http": proxy.url.rsplit("/", 1)[0]}
+    try:
+        error, elapsed = timed_call(transport, "http://provider.invalid/.well-known/openid-configuration")
+        assert isinstance(error, ProviderUnavailable), error
+        assert elapsed < TIMEOUT + MARGIN
+    finally:
+        proxy.stop()
