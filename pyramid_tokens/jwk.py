@@ -41,7 +41,7 @@ def b64url_decode(text: str | bytes) -> bytes:
     raw = text.encode("ascii") if isinstance(text, str) else text
     if not raw.isascii():
         raise ValueError("not base64url")
-    return base64.urlsafe_b64decode(raw + b"=" * (-len(raw) % 4))
+    return base64.b64decode(raw + b"=" * (-len(raw) % 4), altchars=b"-_", validate=True)
 
 
 def sha256_b64url(text: str | bytes) -> str:
