@@ -1,11 +1,11 @@
 """Every URL discovery hands out keeps the authority's transport security (OIDC Discovery §3, RFC 6749 §3.1-3.2).
 
 An ``https://`` provider (the development provider over TLS with a test CA) whose discovery document
-names a plain ``http://`` endpoint: the client secret, the refresh token and the access token are never
-sent, the key set is never fetched, and the error names the member. The attacker's endpoint is a
-listener on ``127.0.0.2``: reachable, but not one of the loopback names plain http is allowed for, so
-it records any connection a missing check would make. Malformed URLs (relative, other schemes,
-whitespace, control characters, not a string) are refused the same way.
+names a plain ``http://`` endpoint: the client secret, the code, the refresh token, a client assertion
+and the access token are never sent, the key set is never fetched, and the error names the member.
+The attacker's endpoint is a listener on ``127.0.0.2``: reachable, but not one of the loopback names
+plain http is allowed for, so it records any connection a missing check would make. Malformed URLs
+(relative, other schemes, whitespace, control characters, not a string) are refused the same way.
 """
 from __future__ import annotations
 
@@ -131,6 +131,16 @@ def test_the_client_secret_never_goes_to_a_plain_http_token_endpoint(make_provid
     manager = manager_for(make_provider({"token_endpoint": attacker.url("token")}))
     with pytest.raises(InvalidResponse, match="token_endpoint must use https"):
         manager.get_client_access_token("w")
+    assert attacker.received == []
+
+
+def test_an_authorization_code_is_never_sent_to_a_plain_http_token_endpoint(make_provider, attacker):
+    provider = make_provider({"token_endpoint": attacker.url("token")})
+    oidc = manager_for(provider).oidc
+    _, pending = oidc.begin_login("https://rp.example/callback", "/")
+    with pytest.raises(InvalidResponse, match="token_endpoint must use https"):
+        oidc.complete_login({"state": pending.state, "code": "an-authorization-code", "iss": provider.issuer},
+                            pending)
     assert attacker.received == []
 
 
