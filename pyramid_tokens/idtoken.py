@@ -7,7 +7,6 @@ Time comes from the injected clock, not from PyJWT.
 """
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import math
@@ -17,6 +16,7 @@ import jwt
 
 from .discovery import Discovery
 from .errors import InvalidIdToken, ProviderUnavailable, SubjectMismatch, TokenError
+from .jwk import b64url
 
 #: asymmetric algorithms we accept for ID tokens
 ALLOWED_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
@@ -31,7 +31,7 @@ def same_text(a: str, b: str) -> bool:
 def token_hash(value: str, alg: str) -> str:
     """``at_hash``: base64url of the left half of the hash of the token (OIDC Core §3.1.3.6)."""
     digest = _HASHES.get(alg[-3:], hashlib.sha512 if alg == "EdDSA" else hashlib.sha256)(value.encode()).digest()
-    return base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode()
+    return b64url(digest[: len(digest) // 2])
 
 
 def validate_id_token(id_token: str, *, discovery: Discovery, client_id: str, now: float,

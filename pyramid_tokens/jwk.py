@@ -32,7 +32,16 @@ THUMBPRINT_MEMBERS = {"RSA": ("e", "kty", "n"), "EC": ("crv", "kty", "x", "y")}
 
 
 def b64url(data: bytes) -> str:
+    """base64url without padding (RFC 7515 §2, Appendix C), as JOSE, PKCE (RFC 7636 §4.2) and DPoP write it."""
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text: str | bytes) -> bytes:
+    """The bytes of unpadded base64url text; ``ValueError`` when it is not base64url."""
+    raw = text.encode("ascii") if isinstance(text, str) else text
+    if not raw.isascii():
+        raise ValueError("not base64url")
+    return base64.b64decode(raw + b"=" * (-len(raw) % 4), altchars=b"-_", validate=True)
 
 
 def sha256_b64url(text: str | bytes) -> str:

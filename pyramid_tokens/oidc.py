@@ -103,7 +103,7 @@ class OidcClient(TokenClient):
             dpop_key=dpop.private_jwk() if dpop is not None else None,
         )
         assert self.discovery is not None
-        endpoint = self.discovery.metadata()["authorization_endpoint"]
+        endpoint = self.discovery.endpoint("authorization_endpoint", required=True)
         # urlencode, not oauthlib's prepare_grant_uri: that refuses http:// even on loopback (the development provider)
         query = urlencode({
             "response_type": "code",

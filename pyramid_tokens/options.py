@@ -10,11 +10,11 @@ import configparser
 import os
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
-from urllib.parse import urlsplit
 
 from .assertion import ClientAssertionKey
 from .dpop import DPoPKey
 from .errors import ConfigurationError
+from .urls import url_problem
 
 TRUE = {"true", "yes", "on", "1", "t", "y"}
 FALSE = {"false", "no", "off", "0", "f", "n", ""}
@@ -50,23 +50,14 @@ def as_seconds_list(key: str, value: Any) -> tuple[float, ...]:
     return tuple(as_seconds(key, item) for item in items)
 
 
-LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
-
-
 def as_url(key: str, value: Any, *, relative_ok: bool = False, tls: bool = False) -> str:
     """An absolute http(s) URL; with ``tls``, plain http only for loopback hosts (development)."""
     text = str(value or "").strip()
-    try:
-        parts = urlsplit(text)
-        parts.hostname, parts.port  # noqa: B018 - both parse lazily and raise ValueError ("Invalid IPv6 URL", port)
-    except ValueError:
-        raise ConfigurationError(key, "expected an absolute http(s) URL", value) from None
-    if relative_ok and text.startswith("/") and not text.startswith("//"):
+    if relative_ok and text.startswith("/") and not text.startswith("//") and url_problem("http://h" + text, tls=False) is None:
         return text
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigurationError(key, "expected an absolute http(s) URL", value)
-    if tls and parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
-        raise ConfigurationError(key, "must use https (plain http is allowed for loopback addresses only)", value)
+    problem = url_problem(text, tls=tls)
+    if problem is not None:
+        raise ConfigurationError(key, problem, value)
     return text
 
 

@@ -92,7 +92,7 @@ class TokenClient:
         if self._token_endpoint:
             return self._token_endpoint
         assert self.discovery is not None
-        return self.discovery.metadata()["token_endpoint"]
+        return self.discovery.endpoint("token_endpoint", required=True)
 
     def assertion_audience(self) -> str:
         """The ``aud`` of client assertions: the issuer; the token endpoint when only that is configured."""

@@ -103,16 +103,13 @@ def _b64(data: bytes) -> str:
 
 def discovery(clock=None) -> Discovery:
     """A discovery of ISSUER whose document and keys are already loaded (no network)."""
-    d = Discovery(ISSUER, transport=None, clock=clock or (lambda: NOW))  # type: ignore[arg-type]
-    d._metadata = {"issuer": ISSUER, "authorization_endpoint": ISSUER + "/authorize",
-                   "token_endpoint": ISSUER + "/token", "jwks_uri": ISSUER + "/jwks",
-                   "userinfo_endpoint": ISSUER + "/userinfo",
-                   "id_token_signing_alg_values_supported": ["RS256"],
-                   "authorization_response_iss_parameter_supported": True}
-    d._fetched_at = NOW
-    d._keys = {KEY.kid: jwt.PyJWK(KEY.public_jwk())}
-    d._jwks_fetched_at = NOW
-    d.ttl = float("inf")
+    d = Discovery.from_document(
+        ISSUER, {"issuer": ISSUER, "authorization_endpoint": ISSUER + "/authorize",
+                 "token_endpoint": ISSUER + "/token", "jwks_uri": ISSUER + "/jwks",
+                 "userinfo_endpoint": ISSUER + "/userinfo",
+                 "id_token_signing_alg_values_supported": ["RS256"],
+                 "authorization_response_iss_parameter_supported": True},
+        jwks={"keys": [KEY.public_jwk()]}, clock=clock or (lambda: NOW), ttl=float("inf"))
     return d
 
 
@@ -367,3 +364,69 @@ def test_the_oracles_above_do_accept_a_good_login():
         {"state": "state-1", "iss": ISSUER, "code": "code-1"}, PENDING)
     assert result.claims["name"] == "Alice"
     assert safe_path("/orders?id=1#top") == "/orders?id=1#top"
+
+
+# -- discovery documents and key sets of any shape ---------------------------------------------------------------
+class DocumentTransport:
+    """Answers the discovery URL with ``document`` and any other URL with ``jwks`` (as ``get_json`` would)."""
+
+    def __init__(self, document, jwks) -> None:
+        self.document, self.jwks = document, jwks
+
+    def get_json(self, url, *, what, **kwargs):
+        data = self.document if url.endswith("/.well-known/openid-configuration") else self.jwks
+        if not isinstance(data, dict):
+            from pyramid_tokens.errors import InvalidResponse
+            raise InvalidResponse(f"{what}: expected a JSON object")
+        return data
+
+
+url_values = st.sampled_from([ISSUER + "/x", "http://127.0.0.1:9/x", "http://evil.example/x", "/x", "javascript:x",
+                              "https://[::1", ""]) | tricky_text | json_values
+DOCUMENT_MEMBERS = ["issuer", "authorization_endpoint", "token_endpoint", "jwks_uri", "userinfo_endpoint",
+                    "revocation_endpoint", "end_session_endpoint", "device_authorization_endpoint",
+                    "mtls_endpoint_aliases", "id_token_signing_alg_values_supported",
+                    "authorization_response_iss_parameter_supported"]
+GOOD_DOCUMENT = {"issuer": ISSUER, "authorization_endpoint": ISSUER + "/a", "token_endpoint": ISSUER + "/t",
+                 "jwks_uri": ISSUER + "/jwks"}
+documents = st.builds(lambda changes: {**GOOD_DOCUMENT, **changes}, st.fixed_dictionaries(
+    {}, optional={"issuer": st.sampled_from([ISSUER, ISSUER + "/"]) | json_values,
+              "token_endpoint": url_values, "jwks_uri": url_values, "userinfo_endpoint": url_values,
+              "revocation_endpoint": url_values, "end_session_endpoint": url_values,
+              "mtls_endpoint_aliases": st.dictionaries(st.sampled_from(["token_endpoint", "x"]), url_values,
+                                                       max_size=2) | json_values,
+              "id_token_signing_alg_values_supported": st.just(["RS256"]) | json_values,
+              "authorization_response_iss_parameter_supported": st.booleans() | json_values},
+)) | json_values
+key_members = st.fixed_dictionaries({}, optional={
+    "kid": st.just(KEY.kid) | json_values, "use": st.sampled_from(["sig", "enc"]) | json_values,
+    "alg": st.sampled_from(["RS256", "HS256", "none"]) | json_values, "kty": st.sampled_from(["RSA", "EC", "oct"]) |
+    json_values, "n": json_values, "e": json_values, "crv": json_values, "x": json_values, "k": json_values,
+})
+key_sets = st.fixed_dictionaries({}, optional={"keys": st.lists(
+    st.builds(lambda base, changes: {**base, **changes}, st.sampled_from([KEY.public_jwk(), {}]), key_members)
+    | json_values, max_size=3) | json_values}) | json_values
+
+
+@FEW
+@given(document=documents, jwks=key_sets, kid=st.sampled_from([KEY.kid, None, "other"]) | json_scalars)
+def test_discovery_and_jwks_of_any_shape_raise_only_token_errors(document, jwks, kid):
+    discovery = Discovery(ISSUER, transport=DocumentTransport(document, jwks), clock=lambda: NOW)  # type: ignore[arg-type]
+    try:
+        discovery.metadata()
+    except TokenError:
+        return
+    for name in DOCUMENT_MEMBERS[1:8]:
+        for mtls in (False, True):
+            try:
+                url = discovery.endpoint(name, mtls=mtls)
+            except TokenError:
+                continue
+            parts = urlsplit(url) if url is not None else None
+            assert parts is None or parts.scheme == "https" or parts.hostname in ("127.0.0.1", "localhost", "::1")
+            assert url is None or not any(ch.isspace() or not ch.isprintable() for ch in url)
+    try:
+        key = discovery.signing_key(kid, "RS256")
+    except TokenError:
+        return
+    assert isinstance(key, jwt.PyJWK)
