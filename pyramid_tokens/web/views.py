@@ -63,8 +63,8 @@ def login_view(request: Request) -> Response:
         return _failure(request, "The login provider is unavailable right now. Please try again shortly.", 503)
     except TokenError as exc:  # e.g. a discovery document that is not one
         log.warning("login impossible: %s", exc)
-        return _failure(request, "The login provider answered with something unusable; the login cannot "
-                                 "start. Please try again later.", 502)
+        return _failure(request, "The login provider answered with something unusable, so the login cannot "
+                                 f"start ({exc.error_description or exc.error}).", 502)
     logins = dict(request.session.get(LOGINS) or {})
     logins[pending.state] = pending.to_dict()
     request.session[LOGINS] = dict(sorted(logins.items(), key=lambda kv: kv[1]["created_at"])[-MAX_PENDING:])

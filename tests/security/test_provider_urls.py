@@ -197,8 +197,6 @@ def test_an_mtls_alias_over_plain_http_is_refused(make_provider, attacker):
     assert attacker.received == []
 
 
-@pytest.mark.xfail(raises=InvalidResponse, strict=True,
-                   reason="web/views.login_view lets TokenErrors other than ProviderUnavailable out (issue 20 item 11)")
 def test_login_with_a_plain_http_authorization_endpoint_is_a_clear_failure_not_a_500(make_provider, attacker):
     provider = make_provider({"authorization_endpoint": attacker.url("authorize")})
     app = webtest.TestApp(build_app(settings_for(provider)))
