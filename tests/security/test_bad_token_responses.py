@@ -16,7 +16,7 @@ from pyramid_tokens.manager import LOCAL_USER
 from .support import JSON, assert_login_failed, attempt_login, login, user_record
 
 #: the RP's provider timeout in these tests (seconds): bounds ``never_ending``
-TIMEOUT = "1.0"  # a whole-call bound (deadline.py): roomy enough for a loaded 2-core CI machine
+TIMEOUT = "0.5"
 
 #: fault -> (error class, what the message says)
 BODY_FAULTS = {

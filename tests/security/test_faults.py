@@ -15,7 +15,7 @@ from pyramid_tokens.errors import ProviderUnavailable
 from .support import (HTML, JSON, assert_logged_out, assert_login_failed, attempt_login, callback_path, login,
                       provider_redirect, user_record)
 
-TIMEOUT = "1.0"  # a whole-call bound (deadline.py): roomy enough for a loaded 2-core CI machine
+TIMEOUT = "0.5"
 #: fault -> parameters: each makes a provider call fail as "temporarily unavailable"
 OUTAGES = {"server_error": {}, "connection_reset": {}, "slow": {"seconds": 2.0}}
 
