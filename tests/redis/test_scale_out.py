@@ -83,14 +83,14 @@ class Cluster:
 
     def user_records(self) -> dict[str, dict]:
         records = {}
-        for key in self.redis.scan_iter(PREFIX + "*"):
-            name = key.decode()[len(PREFIX):]
-            if not name.startswith(("session:", "lock:", "rotated:", "client:")):
+        for key in self.redis.scan_iter(PREFIX + "{*}"):  # a record is {prefix}{HANDLE}
+            name = key.decode()[len(PREFIX) + 1:-1]
+            if not name.startswith("client:"):
                 records[name] = json.loads(self.redis.get(key))
         return records
 
     def record(self, handle: str) -> dict:
-        return json.loads(self.redis.get(PREFIX + handle))
+        return json.loads(self.redis.get(PREFIX + "{" + handle + "}"))
 
     def counters(self) -> dict:
         return self.idp.provider.counters()
@@ -198,7 +198,7 @@ def test_a_process_that_meets_a_pre_rotation_token_set_adopts_the_rotation_recor
     renewed = requests.get(cluster.workers[0].url + "/token", headers=headers, timeout=10).json()
     refreshes, invalid_grants = cluster.refreshes(), cluster.invalid_grants()
     assert cluster.record(handle)["generation"] == 2
-    cluster.redis.set(PREFIX + handle, json.dumps(stale), keepttl=True)  # the pre-rotation token set is back
+    cluster.redis.set(PREFIX + "{" + handle + "}", json.dumps(stale), keepttl=True)  # the pre-rotation token set is back
 
     answer = requests.get(cluster.workers[2].url + "/token", headers=headers, timeout=10).json()
 
@@ -229,7 +229,7 @@ def test_a_lock_left_by_a_killed_process_expires_and_the_next_caller_refreshes(c
         holder.stdout.close()
     wait_until_due(record)
     refreshes = cluster.refreshes()
-    left = cluster.redis.pttl(f"{PREFIX}lock:{handle}")
+    left = cluster.redis.pttl(f"{PREFIX}lock:{{{handle}}}")
     assert 0 < left <= 1000  # the dead process's lock is still there, for at most one lease
     started = time.monotonic()
     response = requests.get(cluster.workers[1].url + "/token", headers=headers, timeout=10)
@@ -241,7 +241,7 @@ def test_a_lock_left_by_a_killed_process_expires_and_the_next_caller_refreshes(c
 
 
 def test_one_client_credentials_request_serves_every_process(cluster):
-    for key in cluster.redis.scan_iter(PREFIX + "client:*"):
+    for key in cluster.redis.scan_iter(PREFIX + "{client:*"):
         cluster.redis.delete(key)
     before = cluster.counters()["by_client"].get("worker", {}).get("client_credentials", 0)
     barrier = threading.Barrier(PROCESSES * THREADS)
