@@ -93,6 +93,7 @@ class RedisLock:
         # thread_local=False: the watchdog thread renews what a request thread took
         lock = Lock(self.store.client, self.name(key), timeout=self.store.lock_lease, sleep=POLL,
                     thread_local=False)
+        self.store.fresh_master()
         remaining = max(0.0, deadline - time.monotonic())
         if not self.store.call("lock", lock.acquire, blocking=True, blocking_timeout=remaining):
             raise LockTimeout(f"waited {timeout:g} s for another process renewing the same token")

@@ -121,6 +121,16 @@ class RedisStore(TokenStore):
         """The Redis key of ``key`` (``kind``: ``""`` for the record, ``"lock:"``), hash-tagged by login."""
         return f"{self.prefix}{kind}{key if '{' in key else '{' + key + '}'}"
 
+    def fresh_master(self) -> None:
+        """Sentinel: talk to the master the Sentinels name now (redis-py drops connections to an old one).
+
+        Called before taking a lock and before a durable write: after ``SENTINEL FAILOVER`` the old
+        master accepts writes until the Sentinels demote it (up to 10 s), and a lock taken or a token
+        set written there would be lost.
+        """
+        if self.url.topology == "sentinel":
+            self.call("find the master", self.client.connection_pool.get_master_address)
+
     # -- errors -------------------------------------------------------------------------------------
     def call(self, what: str, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run one Redis call; any Redis failure is a :class:`StoreUnavailable` naming ``what``."""
@@ -198,6 +208,7 @@ class RedisStore(TokenStore):
                 self.pending.drop(key, item)
                 return False
         name = self.name("", key)
+        self.fresh_master()
         written = self.call("write", self._set_if_newer, keys=[name], args=[text, ttl_ms, generation])
         if written:
             self._confirm(name)
