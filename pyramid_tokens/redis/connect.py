@@ -57,7 +57,7 @@ TLS_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs")
 class RedisUrl:
     """One parsed Redis URL; never shows its password."""
 
-    url: str
+    url: str = field(repr=False)  # may carry a password
     topology: str  # "single", "sentinel" or "cluster"
     tls: bool
     hosts: tuple[tuple[str, int], ...] = ()

@@ -17,8 +17,8 @@ one (a refused write is logged and ``set`` returns False). Such a write is *dura
 * with replicas it is confirmed by ``WAIT`` (``wait_replicas``, default 1 when the master has
   replicas, else 0; at most :data:`WAIT_TIMEOUT`), so a failover right after does not roll it back;
 * when it fails (Redis down, a failover under way, no replica confirming) the record is kept in this
-  process (:class:`Pending`): ``get`` serves it to this process's callers and every ``get`` and a
-  background thread write it as soon as Redis answers; its rotation record, kept the same way, is what
+  process (:class:`Pending`): ``get`` serves it to this process's callers and a background thread
+  writes it as soon as Redis answers (retrying with a bounded back-off); its rotation record, kept the same way, is what
   makes another process holding the old refresh token adopt the new one. It is never silently dropped:
   only a newer record in Redis, a delete or its own expiry end it.
 
@@ -145,11 +145,8 @@ class RedisStore(TokenStore):
     # -- records ------------------------------------------------------------------------------------
     def get(self, key: str) -> dict[str, Any] | None:
         pending = self.pending.get(key)
-        if pending is not None:
-            try:
-                self._flush(key, pending)
-            except StoreUnavailable:
-                return json.loads(pending[1])  # Redis still away: this process's callers get the new tokens
+        if pending is not None:  # not yet in Redis: this process's callers get the new tokens meanwhile
+            return json.loads(pending[1])
         raw = self.call("read", self.client.get, self.name("", key))
         if raw is None:
             return None

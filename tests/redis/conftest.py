@@ -56,6 +56,7 @@ class RedisServer:
 
     def __init__(self, directory, *args: str, port: int = 0) -> None:
         self.directory = str(directory)
+        os.makedirs(self.directory, exist_ok=True)
         self.args = args  # further redis-server options
         self.process: subprocess.Popen | None = None
         self.port = port  # 0: a free one

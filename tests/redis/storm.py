@@ -90,6 +90,11 @@ class Farm:
                 records[name] = json.loads(self.redis.get(key))
         return records
 
+    def http_token(self, url: str, headers: dict) -> dict:
+        response = requests.get(url + "/token", headers=headers, timeout=30)
+        assert response.status_code == 200, response.text
+        return response.json()
+
     def record(self, handle: str) -> dict:
         return json.loads(self.redis.get(PREFIX + "{" + handle + "}"))
 
