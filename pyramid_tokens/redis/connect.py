@@ -18,7 +18,7 @@ A bad URL is a :class:`~pyramid_tokens.errors.ConfigurationError` naming the set
 
 Retries: a single server is retried once at once (a pooled connection the server closed; there is
 no failover to wait for, so an unreachable server is a quick error). Sentinel and Cluster retry with
-a bounded exponential back-off (about 4 s in all), the time a failover takes.
+a bounded exponential back-off (about 7 s in all), the time a failover takes.
 """
 from __future__ import annotations
 
@@ -40,8 +40,9 @@ DEFAULT_PREFIX = "pyramid_tokens:"
 DEFAULT_SOCKET_TIMEOUT = 2.0
 #: seconds a lock outlives a holder that stopped renewing it (see :mod:`.lock`)
 DEFAULT_LEASE = 10.0
-#: Sentinel and Cluster: 10 retries, 50 ms doubling to 500 ms (about 4 s): a failover's length
-FAILOVER_RETRY = (ExponentialBackoff(cap=0.5, base=0.025), 10)
+#: Sentinel and Cluster: 16 retries, 50 ms doubling to 500 ms (about 7 s): the length of a failover
+#: (the Sentinels' ``down-after-milliseconds`` plus their election and the replica's promotion)
+FAILOVER_RETRY = (ExponentialBackoff(cap=0.5, base=0.025), 16)
 
 SCHEMES = {"redis": ("single", False), "rediss": ("single", True), "unix": ("single", False),
            "redis+sentinel": ("sentinel", False), "rediss+sentinel": ("sentinel", True),

@@ -1,7 +1,8 @@
 """``RedisLock``: one lock per key across processes and hosts, for single-flight token renewal.
 
 The lock itself is redis-py's :class:`redis.lock.Lock` (``SET key token NX PX lease``, a Lua
-compare-and-delete release, ``reacquire`` to renew): threads of one process first queue on an
+compare-and-delete release, ``reacquire`` to renew; :class:`OwnLock` adds one line for a retried
+``SET`` whose answer was lost): threads of one process first queue on an
 in-process lock for the same key, so at most one thread per process polls Redis, and the wait is
 bounded (past ``timeout``: :class:`~pyramid_tokens.errors.LockTimeout`). A lock that is no longer
 ours when released (its lease ran out and another process took it) is left alone and logged;
@@ -41,6 +42,25 @@ log = logging.getLogger(__name__)
 
 #: seconds between two polls of a lock another process holds
 POLL = 0.005
+#: seconds a process waits before taking a lock on a master it has just seen promoted: a token set
+#: another process rotated on the old master in the failover's last moment (never replicated) is
+#: being written back meanwhile (see :class:`~pyramid_tokens.redis.store.Pending`), and must be
+#: read before anyone sends the refresh token it replaced
+SWITCH_GRACE = 2.5
+#: seconds a waiter polls one master before asking the Sentinels again which master to poll
+MASTER_CHECK = 0.5
+
+
+class OwnLock(Lock):
+    """redis-py's lock that also takes a lock already holding our token.
+
+    redis-py retries a command whose connection failed (a failover): when the first ``SET NX`` took
+    the lock but its answer was lost, the retry finds the key taken - by us. redis-py's own
+    ``do_acquire`` would then wait out our own lease; this one sees its token and holds the lock.
+    """
+
+    def do_acquire(self, token: bytes) -> bool:
+        return super().do_acquire(token) or self.redis.get(self.name) == token
 
 
 @dataclass(eq=False)
@@ -91,12 +111,18 @@ class RedisLock:
 
     def acquire(self, key: str, deadline: float, timeout: float) -> Lease:
         # thread_local=False: the watchdog thread renews what a request thread took
-        lock = Lock(self.store.client, self.name(key), timeout=self.store.lock_lease, sleep=POLL,
+        lock = OwnLock(self.store.client, self.name(key), timeout=self.store.lock_lease, sleep=POLL,
                     thread_local=False)
-        self.store.fresh_master()
-        remaining = max(0.0, deadline - time.monotonic())
-        if not self.store.call("lock", lock.acquire, blocking=True, blocking_timeout=remaining):
-            raise LockTimeout(f"waited {timeout:g} s for another process renewing the same token")
+        while True:  # in slices, asking each time which master to poll: a failover moves the lock
+            self.store.fresh_master()
+            grace = self.store.switched + SWITCH_GRACE - time.monotonic()
+            if grace > 0:
+                time.sleep(min(grace, max(0.0, deadline - time.monotonic())))
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise LockTimeout(f"waited {timeout:g} s for another process renewing the same token")
+            if self.store.call("lock", lock.acquire, blocking=True, blocking_timeout=min(remaining, MASTER_CHECK)):
+                break
         now = time.monotonic()
         lease = Lease(lock, now, now)
         self._watch(lease)
@@ -108,6 +134,9 @@ class RedisLock:
             self._leases.pop(id(lease), None)
         held_for = time.monotonic() - lease.since
         try:
+            # on the master the Sentinels name now: a lock replicated to a replica just promoted would
+            # otherwise stay there, holding everyone off for a whole lease
+            self.store.fresh_master()
             self.store.call("unlock", lease.lock.release)
         except redis.exceptions.LockNotOwnedError:
             log.warning("token lock: the lease ran out %.1f s after it was taken and another process may "

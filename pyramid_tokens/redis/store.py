@@ -46,7 +46,10 @@ from .lock import RedisLock
 log = logging.getLogger(__name__)
 
 #: seconds a durable write waits for its replicas to confirm it
-WAIT_TIMEOUT = 1.0
+WAIT_TIMEOUT = 0.5
+#: seconds after replicas failed to confirm a write during which a request does not wait for them
+#: again (its write is kept in this process at once; the background writer still waits)
+UNCONFIRMED_BACKOFF = 2.0
 #: seconds between two tries of the background writer, doubling up to the second value
 FLUSH_BACKOFF = (0.05, 1.0)
 
@@ -116,6 +119,10 @@ class RedisStore(TokenStore):
         self._set_if_newer = self.client.register_script(SET_IF_NEWER)
         self.locks = RedisLock(self)
         self.pending = Pending()
+        self._master: Any = None
+        self._unconfirmed_until = float("-inf")
+        #: when this process last saw the Sentinels name a new master (``time.monotonic()``)
+        self.switched = float("-inf")
 
     def name(self, kind: str, key: str) -> str:
         """The Redis key of ``key`` (``kind``: ``""`` for the record, ``"lock:"``), hash-tagged by login."""
@@ -126,10 +133,15 @@ class RedisStore(TokenStore):
 
         Called before taking a lock and before a durable write: after ``SENTINEL FAILOVER`` the old
         master accepts writes until the Sentinels demote it (up to 10 s), and a lock taken or a token
-        set written there would be lost.
+        set written there would be lost. A new master is remembered (``switched``): see
+        :data:`~pyramid_tokens.redis.lock.SWITCH_GRACE`.
         """
         if self.url.topology == "sentinel":
-            self.call("find the master", self.client.connection_pool.get_master_address)
+            master = self.call("find the master", self.client.connection_pool.get_master_address)
+            if self._master is not None and master != self._master:
+                self.switched = time.monotonic()
+                log.warning("token store: Redis %s failed over to a new master", self.where)
+            self._master = master
 
     # -- errors -------------------------------------------------------------------------------------
     def call(self, what: str, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -195,7 +207,7 @@ class RedisStore(TokenStore):
         """Compare-and-set ``item`` and confirm it with ``WAIT``; ``StoreUnavailable`` when Redis cannot.
 
         True when written (or, but for the first try, when Redis already holds this generation or a
-        newer one); the pending copy is dropped either way.
+        newer one, confirmed); the pending copy is dropped either way.
         """
         value, text, expires, generation = item
         ttl_ms = 0
@@ -207,9 +219,11 @@ class RedisStore(TokenStore):
         name = self.name("", key)
         self.fresh_master()
         written = self.call("write", self._set_if_newer, keys=[name], args=[text, ttl_ms, generation])
-        if written:
-            self._confirm(name)
-        elif first:
+        if written or not first:
+            # a write-back that finds its generation already there confirms it too: it may sit on an
+            # old master whose replica was just promoted away, to vanish when that master is demoted
+            self._confirm(name, wait=not first or time.monotonic() >= self._unconfirmed_until)
+        if not written and first:
             log.warning("token store: not writing generation %d of %r: Redis %s holds a newer one "
                         "(a lock was lost under its holder)", generation, key[:16], self.where)
         with self.pending.guard:  # Redis answered: a pending copy of this generation or an older one is done
@@ -218,18 +232,24 @@ class RedisStore(TokenStore):
                 del self.pending.records[key]
         return bool(written) or not first
 
-    def _confirm(self, name: str) -> None:
+    def _confirm(self, name: str, wait: bool = True) -> None:
         """``WAIT`` for ``wait_replicas`` replicas (default: 1 when the master has any) of ``name``'s node."""
         node = self.client.get_redis_connection(self.client.get_node_from_key(name)) \
             if isinstance(self.client, redis.RedisCluster) else self.client
         wanted = self.url.wait_replicas
-        if wanted is None:
+        if wanted is None and self.url.topology == "sentinel":  # the replicas the Sentinels know, not the
+            # master's own view: a master whose replica was just promoted away has none left to ask
+            replicas = self.call("find the replicas", self.client.connection_pool.sentinel_manager.discover_slaves,
+                                 self.url.service)
+            wanted = 1 if replicas else 0
+        elif wanted is None:
             info = self.call("replication info", node.info, "replication")
             wanted = 1 if int(info.get("connected_slaves") or 0) > 0 else 0
         if wanted:
             timeout = min(WAIT_TIMEOUT, 0.8 * (self.url.timeouts.get("socket_timeout") or WAIT_TIMEOUT / 0.8))
-            acked = self.call("wait for replicas", node.wait, wanted, int(timeout * 1000))
+            acked = self.call("wait for replicas", node.wait, wanted, int(timeout * 1000)) if wait else 0
             if acked < wanted:
+                self._unconfirmed_until = time.monotonic() + UNCONFIRMED_BACKOFF
                 raise StoreUnavailable(f"token store: {acked} of {wanted} replicas confirmed the write at Redis "
                                        f"{self.where} within {timeout:g} s")
 
