@@ -148,7 +148,7 @@ def start_redis(tmp_path):
 
 
 class SentinelServer(RedisServer):
-    """A ``redis-sentinel`` watching ``service`` at ``master_port`` (quorum 1, failure detection within 1 s)."""
+    """A ``redis-sentinel`` watching ``service`` at ``master_port`` (quorum 1, failure detection within 2 s: less flaps on a loaded CI machine)."""
 
     def __init__(self, directory, service: str, master_port: int) -> None:
         super().__init__(directory)
@@ -160,7 +160,7 @@ class SentinelServer(RedisServer):
             out.write(f"port {self.port}\nbind 127.0.0.1\ndir {self.directory}\n"
                       f"logfile {self.directory}/sentinel-{self.port}.log\n"
                       f"sentinel monitor {self.service} 127.0.0.1 {self.master_port} 1\n"
-                      f"sentinel down-after-milliseconds {self.service} 1000\n"
+                      f"sentinel down-after-milliseconds {self.service} 2000\n"
                       f"sentinel failover-timeout {self.service} 4000\n")
         return [require_binary("redis-sentinel", "redis-sentinel"), config]
 
