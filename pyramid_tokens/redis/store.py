@@ -40,7 +40,7 @@ import redis
 from ..errors import ConfigurationError, StoreUnavailable
 from ..stores import TokenStore
 from ..tokens import dumps
-from .connect import DEFAULT_PREFIX, RedisUrl, parse_url, shared_client
+from .connect import RedisUrl, parse_url, shared_client
 from .lock import RedisLock
 
 log = logging.getLogger(__name__)
