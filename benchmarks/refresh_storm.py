@@ -16,10 +16,14 @@ time) through ``--windows`` expiry windows (``lifetime - margin`` seconds each).
 * ``naive``   - the baseline: the same N processes and Redis store, but the lock is in-process only
   and rotation records stay in each process (what an in-process lock gives you, as in the .NET
   library): each process refreshes on its own with the refresh token it read.
+* ``sentinel`` - the ``redis`` mode on a master + replica + Sentinel (``redis+sentinel://``).
+* ``cluster``  - the ``redis`` mode on a 3-master Redis Cluster (``redis+cluster://``).
+* ``failover`` - ``sentinel`` with ``SENTINEL FAILOVER`` 1.5 windows into the storm; ``killed`` - the
+  same with the master process killed (SIGKILL) instead.
 
 Reported per mode: refreshes the provider counted in each expiry window, ``invalid_grant`` answers,
-failed requests (anything but 200, e.g. the 401 of a user logged out by a lost rotation), whether the
-login survived (its stored refresh token is still the live one at the provider), and p50/p99 latency;
+failed requests (anything but 200, e.g. the 401 of a user logged out by a lost rotation), the longest
+any request waited (max pause), whether the login survived (its stored refresh token is still the live one at the provider), and p50/p99 latency;
 then ratios of ``redis`` against ``naive`` from the same run. Loopback only; every loop is bounded by time.
 """
 from __future__ import annotations
@@ -38,6 +42,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 HERE = os.path.abspath(__file__)
 
@@ -101,6 +106,84 @@ def start_redis(directory: str) -> tuple[subprocess.Popen, int]:
     sys.exit("refresh_storm: redis-server did not start")
 
 
+def start_server(directory: str, *args: str) -> tuple[subprocess.Popen, int]:
+    """A further ``redis-server`` (with ``args``) on a free port below 55000 (Cluster bus: port + 10000)."""
+    import redis
+
+    os.makedirs(directory, exist_ok=True)
+    while (port := free_port()) >= 55000:
+        pass
+    process = subprocess.Popen([shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                "--dir", directory, "--repl-diskless-sync-delay", "0", *args],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(250):
+        try:
+            with redis.Redis(port=port, socket_timeout=0.5) as client:
+                client.ping()
+                return process, port
+        except redis.ConnectionError:
+            time.sleep(0.02)
+    sys.exit("refresh_storm: redis-server did not start")
+
+
+def start_sentinel(directory: str) -> tuple[list[subprocess.Popen], str, dict]:
+    """Master, replica and one Sentinel (service ``tokens``); returns processes, URL and their ports."""
+    import redis
+
+    if not shutil.which("redis-sentinel"):
+        sys.exit("refresh_storm: redis-sentinel is not installed (apt-get install -y redis-sentinel)")
+    master, master_port = start_server(f"{directory}/master")
+    replica, replica_port = start_server(f"{directory}/replica", "--replicaof", "127.0.0.1", str(master_port))
+    port = free_port()
+    config = f"{directory}/sentinel.conf"
+    with open(config, "w") as out:
+        out.write(f"port {port}\nbind 127.0.0.1\ndir {directory}\nsentinel monitor tokens 127.0.0.1 {master_port} 1\n"
+                  "sentinel down-after-milliseconds tokens 1000\nsentinel failover-timeout tokens 4000\n")
+    sentinel = subprocess.Popen([shutil.which("redis-sentinel"), config], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            with redis.Redis(port=port, socket_timeout=0.5) as client:
+                if client.sentinel_master("tokens")["num-slaves"] >= 1:
+                    break
+        except (redis.RedisError, KeyError):
+            pass
+        time.sleep(0.1)
+    ports = {"sentinel": port, master_port: master, replica_port: replica}
+    return [master, replica, sentinel], f"redis+sentinel://127.0.0.1:{port}/tokens", ports
+
+
+def start_cluster(directory: str) -> tuple[list[subprocess.Popen], str]:
+    import redis
+
+    nodes = [start_server(f"{directory}/node{i}", "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
+             for i in range(3)]
+    subprocess.run([shutil.which("redis-cli"), "--cluster", "create", *[f"127.0.0.1:{p}" for _, p in nodes],
+                    "--cluster-yes"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        states = []
+        for _, port in nodes:
+            with redis.Redis(port=port, socket_timeout=0.5) as client:
+                states.append(client.cluster("info")["cluster_state"])
+        if states == ["ok"] * 3:
+            break
+        time.sleep(0.1)
+    return [p for p, _ in nodes], "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for _, p in nodes) + "/"
+
+
+def fail_over(ports: dict, kill: bool) -> None:
+    """``SENTINEL FAILOVER``, or SIGKILL to the current master."""
+    import redis
+
+    with redis.Redis(port=ports["sentinel"], socket_timeout=2) as sentinel:
+        if kill:
+            ports[int(sentinel.sentinel_get_master_addr_by_name("tokens")[1])].kill()
+        else:
+            sentinel.execute_command("SENTINEL FAILOVER", "tokens")
+
+
 def spawn_workers(count: int, settings: dict, threads: int, naive: bool) -> list[tuple[subprocess.Popen, str]]:
     processes = [subprocess.Popen([sys.executable, HERE, "--worker", json.dumps(settings), str(threads),
                                    "naive" if naive else "coordinated"], stdin=subprocess.PIPE,
@@ -140,6 +223,7 @@ class Result:
     login_survived: bool = False
     p50: float = 0.0
     p99: float = 0.0
+    max_pause: float = 0.0
 
 
 def windows_of(times: list[float], window: float) -> list[int]:
@@ -154,7 +238,8 @@ def windows_of(times: list[float], window: float) -> list[int]:
     return groups
 
 
-def run_mode(mode: str, args, idp, redis_url: str | None, refresh_times: list[float]) -> Result:
+def run_mode(mode: str, args, idp, redis_url: str | None, refresh_times: list[float],
+             during: Any = None) -> Result:
     import requests
 
     from pyramid_tokens.devidp import DevClient
@@ -189,6 +274,7 @@ def run_mode(mode: str, args, idp, redis_url: str | None, refresh_times: list[fl
         deadline = time.monotonic() + args.windows * window + 0.3
         latencies: list[float] = []
         statuses: list[int] = []
+        storm_started = time.monotonic()
 
         def storm(i: int) -> None:
             url = workers[i % processes][1] + "/token"
@@ -201,7 +287,12 @@ def run_mode(mode: str, args, idp, redis_url: str | None, refresh_times: list[fl
                     time.sleep(0.01)
 
         with ThreadPoolExecutor(processes * args.threads) as pool:
-            list(pool.map(storm, range(processes * args.threads)))
+            asked = [pool.submit(storm, i) for i in range(processes * args.threads)]
+            if during is not None:  # a failover in the middle of the second window
+                time.sleep(max(0.0, storm_started + 1.5 * window - time.monotonic()))
+                during()
+            for future in asked:
+                future.result()
         after = idp.provider.counters()
         result = Result(mode, f"{processes}x{args.threads}", requests=len(statuses))
         result.refreshes = after["token"]["refresh_token"] - before["token"]["refresh_token"]
@@ -211,6 +302,7 @@ def run_mode(mode: str, args, idp, redis_url: str | None, refresh_times: list[fl
         result.failures = sum(1 for s in statuses if s != 200)
         quantiles = statistics.quantiles(latencies, n=100)
         result.p50, result.p99 = quantiles[49] * 1000, quantiles[98] * 1000
+        result.max_pause = max(latencies)
         result.login_survived = browser.get(workers[0][1] + "/token", headers={"Accept": "application/json"},
                                             timeout=10).status_code == 200
         if redis_url and mode != "memory":  # and the stored refresh token is the one the provider accepts next
@@ -222,12 +314,16 @@ def run_mode(mode: str, args, idp, redis_url: str | None, refresh_times: list[fl
 
 def live_refresh_token(redis_url: str, sub: str, idp) -> bool:
     """True when the user's token set in Redis holds a refresh token the provider still accepts."""
-    import redis
+    from pyramid_tokens.redis.connect import parse_url
 
-    with redis.Redis.from_url(redis_url) as client:
-        for key in client.scan_iter("pyramid_tokens:*"):
+    client = parse_url(redis_url).connect()
+    pool = getattr(client, "connection_pool", None)  # Sentinel: read the master the Sentinel names now
+    if hasattr(pool, "get_master_address"):
+        pool.get_master_address()
+    with client:
+        for key in client.scan_iter("pyramid_tokens:{*}"):  # a login's record is {prefix}{HANDLE}
             name = key.decode()
-            if name.count(":") != 1:  # sessions, locks, rotation and client records have more parts
+            if name.startswith("pyramid_tokens:{client:"):
                 continue
             record = json.loads(client.get(key) or "null") or {}
             if record.get("sub") == sub:
@@ -243,9 +339,9 @@ def ratio(value: float, baseline: float) -> str:
 
 def print_table(results: list[Result], args) -> None:
     header = ("mode", "procs x thr", "requests", "refresh requests per window", "refreshed", "invalid_grant",
-              "failed requests", "login kept", "p50 ms", "p99 ms")
+              "failed requests", "max pause s", "login kept", "p50 ms", "p99 ms")
     rows = [(r.mode, r.shape, str(r.requests), " ".join(map(str, r.per_window)) or "-", str(r.refreshes),
-             str(r.invalid_grant), str(r.failures), "yes" if r.login_survived else "NO",
+             str(r.invalid_grant), str(r.failures), f"{r.max_pause:.2f}", "yes" if r.login_survived else "NO",
              f"{r.p50:.1f}", f"{r.p99:.1f}") for r in results]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     line = lambda row: "| " + " | ".join(cell.ljust(width) for cell, width in zip(row, widths)) + " |"  # noqa: E731
@@ -276,7 +372,7 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=4)
     parser.add_argument("--lifetime", type=int, default=3, help="access token lifetime, seconds")
     parser.add_argument("--margin", type=float, default=1.0, help="tokens.refresh_before_expiration, seconds")
-    parser.add_argument("--modes", default="memory,redis-1,redis,naive")
+    parser.add_argument("--modes", default="memory,redis-1,redis,naive,sentinel,cluster,failover,killed")
     args = parser.parse_args()
     if not 0 < args.margin <= args.lifetime / 2:
         parser.error("--margin must be positive and at most half of --lifetime")
@@ -303,14 +399,26 @@ def main() -> None:
 
         counter.token_issued, counter.token_error = recording_issued, recording_refused
         results = []
+        topologies: list[subprocess.Popen] = []
         try:
             for db, mode in enumerate(args.modes.split(",")):
-                results.append(run_mode(mode, args, idp, f"redis://127.0.0.1:{port}/{db}", refresh_times))
+                during, url = None, f"redis://127.0.0.1:{port}/{db}"
+                if mode == "cluster":
+                    processes, url = start_cluster(f"{directory}/{mode}")
+                    topologies += processes
+                elif mode in ("sentinel", "failover", "killed"):
+                    processes, url, ports = start_sentinel(f"{directory}/{mode}")
+                    topologies += processes
+                    if mode != "sentinel":
+                        during = lambda ports=ports, kill=mode == "killed": fail_over(ports, kill)  # noqa: E731
+                results.append(run_mode(mode, args, idp, url, refresh_times, during))
                 print(f"  {mode}: done", file=sys.stderr, flush=True)
         finally:
             idp.stop()
-            redis_process.terminate()
-            redis_process.wait(5)
+            for process in [redis_process, *topologies]:
+                if process.poll() is None:
+                    process.terminate()
+                    process.wait(5)
     print_table(results, args)
     print(f"\n({time.monotonic() - started:.0f} s; python {' '.join(sys.argv)})")
 

@@ -367,7 +367,7 @@ def _group(settings: Mapping[str, Any], prefix: str) -> dict[str, dict[str, Any]
 
 def _store_url(key: str, value: Any, plain: str) -> str:
     text = str(value or plain).strip()
-    if text != plain and not text.startswith(("redis://", "rediss://", "unix://")):
+    if text != plain and not text.startswith(("redis://", "rediss://", "unix://", "redis+", "rediss+")):
         raise ConfigurationError(key, f"expected {plain} or a redis:// URL", value)
     return text
 

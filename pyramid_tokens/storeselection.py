@@ -44,4 +44,4 @@ def redis_store(url: str, key: str) -> TokenStore:
     except ImportError:
         raise ConfigurationError(key, "Redis stores need pyramid_tokens.redis (install pyramid_tokens[redis])",
                                  url) from None
-    return RedisStore(url)
+    return RedisStore(url, setting=key)

@@ -33,8 +33,9 @@ ROTATION_GRACE = 60.0
 PARSED_TOKENS_MAX = 1024
 
 
-def rotation_key(refresh_token: str) -> str:
-    return "rotated:" + hashlib.sha256(refresh_token.encode()).hexdigest()
+def rotation_key(refresh_token: str, handle: str) -> str:
+    # {handle}: the Redis Cluster hash tag of the login's record, so both live in one slot
+    return f"rotated:{{{handle}}}:" + hashlib.sha256(refresh_token.encode()).hexdigest()
 
 
 def token_of(record: dict[str, Any], resource: str | None) -> AccessToken | None:
@@ -151,7 +152,7 @@ class UserTokens:
                 if token is not None and not force and not token.is_expired(self.clock()):
                     return token
                 raise LoginRequired("the access token cannot be renewed without a refresh token")
-            adopted = self.rotations.get(rotation_key(refresh_token))
+            adopted = self.rotations.get(rotation_key(refresh_token, handle))
             if adopted is not None and adopted.get("sub") == record.get("sub"):
                 log.info("user %s: refresh token already rotated by another request; adopting its result",
                          record.get("sub"))
@@ -215,7 +216,7 @@ class UserTokens:
                 log.warning("user %s: refreshed ID token rejected (%s); keeping the previous one", sub, exc)
         store.set(handle, updated, self.ttl)
         if tokens.refresh_token and tokens.refresh_token != refresh_token:
-            self.rotations.set(rotation_key(refresh_token), updated, ROTATION_GRACE)
+            self.rotations.set(rotation_key(refresh_token, handle), updated, ROTATION_GRACE)
         log.info("user %s: refreshed access token%s (refresh #%d, expires at %s)", sub,
                  f" for {resource}" if resource else "", updated["refreshes"], tokens.access_token.expires_at)
         return tokens.access_token

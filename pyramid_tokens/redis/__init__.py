@@ -7,7 +7,7 @@
 * :class:`JsonRedisNamespaceManager` - ``session.type = redis_json``: Beaker sessions in Redis that
   never unpickle what they read (Beaker's own ``ext:redis`` pickles every value).
 
-Needs redis-py (``pip install pyramid_tokens[redis]``).
+URLs for one server, Sentinel and Cluster: :mod:`.connect`. Needs redis-py (``pip install pyramid_tokens[redis]``).
 """
 from __future__ import annotations
 

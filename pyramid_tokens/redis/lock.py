@@ -1,35 +1,36 @@
 """``RedisLock``: one lock per key across processes and hosts, for single-flight token renewal.
 
-* Acquire: ``SET key token NX PX lease`` with a random token per acquisition (in a script that also
-  accepts the key when it already holds our token, so a retried SET whose answer was lost cannot
-  lock us out). Threads of one process first queue on an in-process lock for the same key, so at
-  most one thread per process polls Redis. The wait is bounded: past ``timeout`` it raises
-  :class:`~pyramid_tokens.stores.LockTimeout`. Polling backs off from 2 ms to 25 ms, with jitter.
-* Release: compare-and-delete in a Lua script; a lock that is no longer ours (its lease ran out and
-  another process took it) is left alone. Releasing never raises: a failed release is logged and the
-  lease expires by itself.
-* Lease: short (``lock_lease``, default 10 s) and renewed every third of it by a watchdog thread
-  while the holder lives. Why a watchdog rather than a lease sized from the token request's timeout:
-  what runs under the lock is not one bounded request but up to three (discovery, token, JWKS for the
-  refreshed ID token), each with its own timeout, plus retries a provider client may add; a lease
-  sized for the worst case would be a minute or more, and that is how long every user of a process
-  that died holding it would wait. With a watchdog a live holder never loses its lock however long
-  its calls take (they are bounded by the transport's timeouts anyway), and a dead holder's lock is
-  gone within ``lock_lease`` seconds. If the holder is frozen (paused longer than the lease) it
-  can lose the lock; the store's generation compare-and-set then keeps its late write from
-  replacing newer tokens.
+The lock itself is redis-py's :class:`redis.lock.Lock` (``SET key token NX PX lease``, a Lua
+compare-and-delete release, ``reacquire`` to renew; :class:`OwnLock` adds one line for a retried
+``SET`` whose answer was lost): threads of one process first queue on an
+in-process lock for the same key, so at most one thread per process polls Redis, and the wait is
+bounded (past ``timeout``: :class:`~pyramid_tokens.errors.LockTimeout`). A lock that is no longer
+ours when released (its lease ran out and another process took it) is left alone and logged;
+releasing never raises, and a lock that cannot be released expires by itself.
+
+What stays ours is the watchdog (nobody has one): the lease is short (``lock_lease``, default
+10 s) and renewed every third of it while the holder lives. Why a watchdog rather than a lease sized
+from the token request's timeout: what runs under the lock is up to three requests (discovery, token,
+JWKS), each with its own timeout, plus retries; a lease sized for the worst case would be a minute or
+more, and that is how long every user of a process that died holding it would wait. With a watchdog
+a live holder keeps its lock however long its calls take, and a dead holder's lock is gone within
+``lock_lease`` seconds. Across a failover the watchdog's renewal is retried like every call
+(see :mod:`.connect`); a lease it cannot renew before it runs out, or that another holder took,
+is given up (``lost``), and the store's generation compare-and-set then keeps the late write of the
+holder that lost it from replacing newer tokens.
 """
 from __future__ import annotations
 
 import logging
 import os
-import random
-import secrets
 import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
+
+import redis
+from redis.lock import Lock
 
 from ..errors import LockTimeout, StoreUnavailable
 from ..stores import PROCESS_LOCKS
@@ -39,40 +40,41 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-#: seconds a lock outlives a holder that stopped renewing it
-DEFAULT_LEASE = 10.0
-FIRST_POLL = 0.002
-MAX_POLL = 0.025
+#: seconds between two polls of a lock another process holds
+POLL = 0.005
+#: seconds a process waits before taking a lock on a master it has just seen promoted: a token set
+#: another process rotated on the old master in the failover's last moment (never replicated) is
+#: being written back meanwhile (see :class:`~pyramid_tokens.redis.store.Pending`), and must be
+#: read before anyone sends the refresh token it replaced
+SWITCH_GRACE = 2.5
+#: seconds a waiter polls one master before asking the Sentinels again which master to poll
+MASTER_CHECK = 0.5
 
-#: KEYS[1] lock; ARGV: token, lease ms. 1 = ours now.
-ACQUIRE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
-end
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
-return 0
-"""
-#: KEYS[1] lock; ARGV: token, lease ms. 1 = renewed, 0 = no longer ours.
-RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
-#: KEYS[1] lock; ARGV: token. 1 = released, 0 = no longer ours (left alone).
-RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
+
+class OwnLock(Lock):
+    """redis-py's lock that also takes a lock already holding our token.
+
+    redis-py retries a command whose connection failed (a failover): when the first ``SET NX`` took
+    the lock but its answer was lost, the retry finds the key taken - by us. redis-py's own
+    ``do_acquire`` would then wait out our own lease; this one sees its token and holds the lock.
+    """
+
+    def do_acquire(self, token: bytes) -> bool:
+        return super().do_acquire(token) or self.redis.get(self.name) == token
 
 
 @dataclass(eq=False)
 class Lease:
-    """One acquisition: the lock's Redis key, our random token, when we took it, whether we lost it."""
+    """One acquisition: redis-py's lock, when we took it and last renewed it, whether we lost it."""
 
-    name: str
-    token: str
+    lock: Lock
     since: float
+    renewed: float
     lost: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.lock.name
 
 
 class RedisLock:
@@ -80,23 +82,15 @@ class RedisLock:
 
     def __init__(self, store: "RedisStore") -> None:
         self.store = store
-        client = store.client
-        self._acquire = client.register_script(ACQUIRE)
-        self._renew = client.register_script(RENEW)
-        self._release = client.register_script(RELEASE)
         self._local = threading.local()
         self._guard = threading.Lock()
         self._leases: dict[int, Lease] = {}
         self._watchdog: threading.Thread | None = None
         self._pid = os.getpid()
 
-    @property
-    def lease_ms(self) -> int:
-        return max(1, int(self.store.lock_lease * 1000))
-
     def name(self, key: str) -> str:
-        """The Redis key of ``key``'s lock."""
-        return f"{self.store.prefix}lock:{key}"
+        """The Redis key of ``key``'s lock (in the hash slot of ``key``'s record)."""
+        return self.store.name("lock:", key)
 
     @contextmanager
     def hold(self, key: str, timeout: float) -> Iterator[Lease | None]:
@@ -116,15 +110,21 @@ class RedisLock:
                 self.release(lease)
 
     def acquire(self, key: str, deadline: float, timeout: float) -> Lease:
-        name, token = self.name(key), secrets.token_hex(16)
-        delay = FIRST_POLL
-        while not self.store.call("lock", self._acquire, keys=[name], args=[token, self.lease_ms]):
+        # thread_local=False: the watchdog thread renews what a request thread took
+        lock = OwnLock(self.store.client, self.name(key), timeout=self.store.lock_lease, sleep=POLL,
+                    thread_local=False)
+        while True:  # in slices, asking each time which master to poll: a failover moves the lock
+            self.store.fresh_master()
+            grace = self.store.switched + SWITCH_GRACE - time.monotonic()
+            if grace > 0:
+                time.sleep(min(grace, max(0.0, deadline - time.monotonic())))
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise LockTimeout(f"waited {timeout:g} s for another process renewing the same token")
-            time.sleep(min(remaining, delay * random.uniform(0.5, 1.5)))
-            delay = min(delay * 2, MAX_POLL)
-        lease = Lease(name, token, time.monotonic())
+            if self.store.call("lock", lock.acquire, blocking=True, blocking_timeout=min(remaining, MASTER_CHECK)):
+                break
+        now = time.monotonic()
+        lease = Lease(lock, now, now)
         self._watch(lease)
         return lease
 
@@ -134,13 +134,15 @@ class RedisLock:
             self._leases.pop(id(lease), None)
         held_for = time.monotonic() - lease.since
         try:
-            released = self.store.call("unlock", self._release, keys=[lease.name], args=[lease.token])
-        except StoreUnavailable as exc:
-            log.warning("token lock: could not release (%s); it expires within %g s", exc, self.store.lock_lease)
-            return
-        if not released:
+            # on the master the Sentinels name now: a lock replicated to a replica just promoted would
+            # otherwise stay there, holding everyone off for a whole lease
+            self.store.fresh_master()
+            self.store.call("unlock", lease.lock.release)
+        except redis.exceptions.LockNotOwnedError:
             log.warning("token lock: the lease ran out %.1f s after it was taken and another process may "
                         "have taken the lock meanwhile; left it alone", held_for)
+        except StoreUnavailable as exc:
+            log.warning("token lock: could not release (%s); it expires within %g s", exc, self.store.lock_lease)
 
     # -- the watchdog ----------------------------------------------------------------------------------
     def _watch(self, lease: Lease) -> None:
@@ -166,17 +168,21 @@ class RedisLock:
                 self.renew(lease)
 
     def renew(self, lease: Lease) -> bool:
-        """Extend ``lease`` by a full lease; False (and logged) when it is no longer ours."""
+        """Reset ``lease`` to a full lease; False (given up, and logged) when it is no longer ours."""
         try:
-            renewed = self.store.call("renew lock", self._renew, keys=[lease.name], args=[lease.token, self.lease_ms])
+            self.store.call("renew lock", lease.lock.reacquire)
+            lease.renewed = time.monotonic()
+            return True
+        except redis.exceptions.LockNotOwnedError:
+            why = "another holder took it (the holder was paused for longer than the lease?)"
         except StoreUnavailable as exc:
-            log.warning("token lock: could not renew the lease (%s)", exc)
-            return False
-        if not renewed:
-            with self._guard:
-                if self._leases.pop(id(lease), None) is None:
-                    return False  # released meanwhile
-            lease.lost = True
-            log.warning("token lock: lease lost %.1f s after it was taken (the holder was paused for longer "
-                        "than %g s?)", time.monotonic() - lease.since, self.store.lock_lease)
-        return bool(renewed)
+            if time.monotonic() - lease.renewed < self.store.lock_lease:
+                log.warning("token lock: could not renew the lease yet (%s); trying again", exc)
+                return False
+            why = "Redis did not answer for a whole lease"
+        with self._guard:
+            if self._leases.pop(id(lease), None) is None:
+                return False  # released meanwhile
+        lease.lost = True
+        log.warning("token lock: lease given up %.1f s after it was taken: %s", time.monotonic() - lease.since, why)
+        return False

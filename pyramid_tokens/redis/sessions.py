@@ -11,7 +11,7 @@ refuses ``redis_json`` with the pickle serializer).
 Registered for Beaker through the ``beaker.backends`` entry point ``redis_json``::
 
     session.type = redis_json
-    session.url = redis://127.0.0.1:6379/0
+    session.url = redis://127.0.0.1:6379/0   # or redis+sentinel://..., redis+cluster://... (see .connect)
     session.data_serializer = json
     session.timeout = 3600          # also the Redis expiry of the session (plus Beaker's 2 minutes;
                                     # 14 days without it)
@@ -29,7 +29,8 @@ try:
     import redis
     from beaker.ext.redisnm import RedisSynchronizer
 
-    from .store import describe, shared_client
+    from .connect import parse_url, shared_client
+    from .store import describe
 except ImportError:  # Beaker skips a backend that raises this from its entry point
     raise InvalidCacheBackendError("session.type = redis_json needs redis-py: pip install pyramid_tokens[redis]")
 
@@ -78,7 +79,12 @@ class JsonRedisNamespaceManager(NamespaceManager):
         self.lock_dir = None  # Redis itself is the lock
         self.timeout = int(timeout) if timeout else DEFAULT_TTL  # never a key that outlives every session
         self.prefix = prefix or DEFAULT_PREFIX
-        self.client = shared_client(url) if isinstance(url, str) else url
+        if isinstance(url, str):
+            parsed = parse_url(url, "session.url")
+            self.client = shared_client(parsed)
+            self.where = describe(self.client) if parsed.topology == "single" else parsed.where()
+        else:
+            self.client, self.where = url, describe(url)
 
     def _key(self, key: Any) -> str:
         if isinstance(key, bytes):
@@ -89,7 +95,7 @@ class JsonRedisNamespaceManager(NamespaceManager):
         try:
             return function(*args, **kwargs)
         except redis.RedisError as exc:
-            raise StoreUnavailable(f"session store: {what} at Redis {describe(self.client)} failed "
+            raise StoreUnavailable(f"session store: {what} at Redis {self.where} failed "
                                    f"({type(exc).__name__})") from None
 
     def get_creation_lock(self, key: Any) -> RedisSynchronizer:

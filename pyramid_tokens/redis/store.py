@@ -1,49 +1,57 @@
 """``RedisStore``: token records as JSON in Redis, with expiry, a compare-and-set and a per-key lock.
 
-Records are JSON text under ``{prefix}{key}`` (never pickles) with a Redis expiry (``SET ... PX``):
-a user's token set expires with the session (the ``ttl`` :class:`~pyramid_tokens.usertokens.UserTokens`
-passes), a rotation record after its grace period, a cached client token when it expires.
+Records are JSON text (never pickles) with a Redis expiry (``SET ... PX``): a user's token set
+expires with the session (the ``ttl`` :class:`~pyramid_tokens.usertokens.UserTokens` passes), a
+rotation record after its grace period, a cached client token when it expires.
+
+Keys and Cluster slots: ``{prefix}{KEY}``, the part of the key that names the login (its handle) in
+braces, the Redis Cluster hash tag. A key that carries its own ``{...}`` (a rotation record,
+``rotated:{HANDLE}:SHA``) keeps it, and the key's lock is ``{prefix}lock:{KEY}``: a login's record,
+its lock and its rotation records live in one hash slot, so no operation on them is ever CROSSSLOT.
 
 A record carrying an integer ``generation`` above 1 (a renewed token set, a rotation record; 1 is a
 new login) is written by a Lua compare-and-set: only when the stored record is absent or of an older
-generation. Renewals happen under the key's lock, so this never refuses a normal write; it is what
-keeps "never overwritten by an older one" true when a lock was lost under its holder (a process
-paused for longer than its lease, a Redis failover dropping the lock key): the late write of the
-holder that lost its lock cannot put its token set over the newer one. A refused write is logged
-and ``set`` returns False.
+generation, so the late write of a holder that lost its lock cannot put its token set over a newer
+one (a refused write is logged and ``set`` returns False). Such a write is *durable*:
 
-Every Redis failure becomes :class:`~pyramid_tokens.stores.StoreUnavailable` (a ``TokenError``), and
-socket timeouts bound every call, so an unreachable Redis is a quick, clear error, never a hang.
+* with replicas it is confirmed by ``WAIT`` (``wait_replicas``, default 1 when the master has
+  replicas, else 0; at most :data:`WAIT_TIMEOUT`), so a failover right after does not roll it back;
+* when it fails (Redis down, a failover under way, no replica confirming) the record is kept in this
+  process (:class:`Pending`): ``get`` serves it to this process's callers and a background thread
+  writes it as soon as Redis answers (retrying with a bounded back-off); its rotation record, kept the same way, is what
+  makes another process holding the old refresh token adopt the new one. It is never silently dropped:
+  only a newer record in Redis, a delete or its own expiry end it.
 
-URL: ``redis://[user:password@]host:port/db`` (``rediss://`` for TLS, ``unix://`` for a socket), any
-redis-py query option (``socket_timeout``, ``socket_connect_timeout``, ...) plus two of ours:
-``prefix`` (default ``pyramid_tokens:``) and ``lock_lease`` (seconds, default 10; see :mod:`.lock`).
+Every other Redis failure becomes :class:`~pyramid_tokens.errors.StoreUnavailable` (a ``TokenError``),
+and socket timeouts bound every call, so an unreachable Redis is a quick, clear error, never a hang.
+URLs and options: see :mod:`.connect`.
 """
 from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
+import time
 from typing import Any, Callable, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
-from ..errors import ConfigurationError
-from ..errors import StoreUnavailable
+from ..errors import ConfigurationError, StoreUnavailable
 from ..stores import TokenStore
 from ..tokens import dumps
-from .lock import DEFAULT_LEASE, RedisLock
+from .connect import RedisUrl, parse_url, shared_client
+from .lock import RedisLock
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PREFIX = "pyramid_tokens:"
-#: seconds; a Redis call (connect, or one command's answer) that takes longer is an error
-DEFAULT_SOCKET_TIMEOUT = 2.0
-#: query options of the URL that are ours, not redis-py's
-OWN_OPTIONS = ("prefix", "lock_lease")
+#: seconds a durable write waits for its replicas to confirm it
+WAIT_TIMEOUT = 0.5
+#: seconds after replicas failed to confirm a write during which a request does not wait for them
+#: again (its write is kept in this process at once; the background writer still waits)
+UNCONFIRMED_BACKOFF = 2.0
+#: seconds between two tries of the background writer, doubling up to the second value
+FLUSH_BACKOFF = (0.05, 1.0)
 
 T = TypeVar("T")
 
@@ -65,71 +73,93 @@ end
 return 1
 """
 
-_clients: dict[str, redis.Redis] = {}
-_clients_guard = threading.Lock()
 
-
-def split_url(url: str) -> tuple[str, dict[str, str]]:
-    """``(url for redis-py, our own options)``: ``prefix`` and ``lock_lease`` come out of the query."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    ours = {k: v for k, v in query if k in OWN_OPTIONS}
-    rest = urlencode([(k, v) for k, v in query if k not in OWN_OPTIONS])
-    return urlunsplit(parts._replace(query=rest)), ours
-
-
-def shared_client(url: str) -> redis.Redis:
-    """One redis-py client (one connection pool) per URL and process, with bounded socket timeouts.
-
-    The URL's own ``socket_timeout``/``socket_connect_timeout`` win over our defaults. A failed
-    call is retried once at once (a pooled connection the server closed), never with back-off.
-    """
-    with _clients_guard:
-        client = _clients.get(url)
-        if client is None:
-            client = _clients[url] = redis.Redis.from_url(
-                url, socket_timeout=DEFAULT_SOCKET_TIMEOUT, socket_connect_timeout=DEFAULT_SOCKET_TIMEOUT,
-                retry=Retry(NoBackoff(), 1))
-        return client
-
-
-def describe(client: redis.Redis) -> str:
-    """``host:port/db`` (or the socket path) of a client, for messages; never the password."""
-    kwargs = client.connection_pool.connection_kwargs
+def describe(client: Any) -> str:
+    """``host:port/db`` of a plain client, for messages; never the password."""
+    kwargs = getattr(client, "connection_pool", None)
+    kwargs = kwargs.connection_kwargs if kwargs is not None else {}
     where = kwargs.get("path") or f"{kwargs.get('host', '?')}:{kwargs.get('port', 6379)}"
     return f"{where}/{kwargs.get('db', 0)}"
+
+
+class Pending:
+    """Durable writes Redis has not confirmed yet: ``key -> (record, JSON text, expiry, generation)``."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, tuple[dict[str, Any], str, float | None, int]] = {}
+        self.guard = threading.Lock()
+        self.writer: threading.Thread | None = None
+        self.pid = os.getpid()
+
+    def get(self, key: str) -> tuple[dict[str, Any], str, float | None, int] | None:
+        item = self.records.get(key)
+        if item is not None and item[2] is not None and time.monotonic() >= item[2]:
+            self.drop(key, item)
+            return None
+        return item
+
+    def drop(self, key: str, item: Any = None) -> None:
+        with self.guard:
+            if item is None or self.records.get(key) is item:
+                self.records.pop(key, None)
 
 
 class RedisStore(TokenStore):
     """JSON records in Redis shared by all processes; ``lock(key)`` is a :class:`RedisLock`."""
 
     def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, prefix: str | None = None,
-                 lock_lease: float | None = None, client: redis.Redis | None = None) -> None:
-        connection_url, options = split_url(url)
-        self.prefix = prefix if prefix is not None else options.get("prefix", DEFAULT_PREFIX)
-        try:
-            self.lock_lease = float(lock_lease if lock_lease is not None else options.get("lock_lease", DEFAULT_LEASE))
-        except ValueError:
-            raise ConfigurationError("lock_lease", "expected seconds", options.get("lock_lease")) from None
+                 lock_lease: float | None = None, client: Any = None, setting: str = "tokens.store") -> None:
+        self.url: RedisUrl = parse_url(url, setting)
+        self.prefix = prefix if prefix is not None else self.url.prefix
+        self.lock_lease = float(lock_lease if lock_lease is not None else self.url.lock_lease)
         if self.lock_lease <= 0:
             raise ConfigurationError("lock_lease", "must be positive", self.lock_lease)
-        self.client = client if client is not None else shared_client(connection_url)
-        self.where = describe(self.client)
+        self.client = client if client is not None else shared_client(self.url)
+        self.where = describe(self.client) if self.url.topology == "single" else self.url.where()
         self._set_if_newer = self.client.register_script(SET_IF_NEWER)
         self.locks = RedisLock(self)
+        self.pending = Pending()
+        self._master: Any = None
+        self._unconfirmed_until = float("-inf")
+        #: when this process last saw the Sentinels name a new master (``time.monotonic()``)
+        self.switched = float("-inf")
+
+    def name(self, kind: str, key: str) -> str:
+        """The Redis key of ``key`` (``kind``: ``""`` for the record, ``"lock:"``), hash-tagged by login."""
+        return f"{self.prefix}{kind}{key if '{' in key else '{' + key + '}'}"
+
+    def fresh_master(self) -> None:
+        """Sentinel: talk to the master the Sentinels name now (redis-py drops connections to an old one).
+
+        Called before taking a lock and before a durable write: after ``SENTINEL FAILOVER`` the old
+        master accepts writes until the Sentinels demote it (up to 10 s), and a lock taken or a token
+        set written there would be lost. A new master is remembered (``switched``): see
+        :data:`~pyramid_tokens.redis.lock.SWITCH_GRACE`.
+        """
+        if self.url.topology == "sentinel":
+            master = self.call("find the master", self.client.connection_pool.get_master_address)
+            if self._master is not None and master != self._master:
+                self.switched = time.monotonic()
+                log.warning("token store: Redis %s failed over to a new master", self.where)
+            self._master = master
 
     # -- errors -------------------------------------------------------------------------------------
     def call(self, what: str, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run one Redis call; any Redis failure is a :class:`StoreUnavailable` naming ``what``."""
         try:
             return function(*args, **kwargs)
+        except redis.exceptions.LockError:
+            raise  # a lock that is not ours: the lock's own business, not an outage
         except redis.RedisError as exc:
             raise StoreUnavailable(f"token store: {what} at Redis {self.where} failed ({type(exc).__name__}: "
-                                   f"{exc})") from None
+                                   f"{str(exc)[:120]})") from None
 
     # -- records ------------------------------------------------------------------------------------
     def get(self, key: str) -> dict[str, Any] | None:
-        raw = self.call("read", self.client.get, self.prefix + key)
+        pending = self.pending.get(key)
+        if pending is not None:  # not yet in Redis: this process's callers get the new tokens meanwhile
+            return json.loads(pending[1])
+        raw = self.call("read", self.client.get, self.name("", key))
         if raw is None:
             return None
         try:
@@ -141,7 +171,7 @@ class RedisStore(TokenStore):
 
     def set(self, key: str, value: dict[str, Any], ttl: float | None = None) -> bool:
         """Store ``value`` (expiring after ``ttl`` s); a record with a ``generation`` only over an older one."""
-        name = self.prefix + key
+        name = self.name("", key)
         ttl_ms = 0
         if ttl:
             ttl_ms = int(ttl * 1000)
@@ -152,16 +182,104 @@ class RedisStore(TokenStore):
         generation = value.get("generation")
         if isinstance(generation, int) and not isinstance(generation, bool) and generation > 1:
             # generation 1 is a new login: it always lands (a re-login on the same handle included)
-            if self.call("write", self._set_if_newer, keys=[name], args=[text, ttl_ms, generation]):
+            item = (value, text, time.monotonic() + ttl if ttl else None, generation)
+            try:
+                return self._flush(key, item, first=True)
+            except StoreUnavailable as exc:
+                with self.pending.guard:
+                    current = self.pending.records.get(key)
+                    if current is None or current[3] < generation:
+                        self.pending.records[key] = item
+                log.warning("token store: generation %d of %r not confirmed by Redis %s (%s); kept in this "
+                            "process and written as soon as Redis answers", generation, key[:16], self.where, exc)
+                self._start_writer()
                 return True
-            log.warning("token store: not writing generation %d of %r: Redis %s holds a newer one "
-                        "(a lock was lost under its holder)", generation, key[:16], self.where)
-            return False
+        self.pending.drop(key)
         self.call("write", self.client.set, name, text, px=ttl_ms or None)
         return True
 
     def delete(self, key: str) -> None:
-        self.call("delete", self.client.delete, self.prefix + key)
+        self.pending.drop(key)
+        self.call("delete", self.client.delete, self.name("", key))
+
+    # -- durable writes -------------------------------------------------------------------------------
+    def _flush(self, key: str, item: tuple[dict[str, Any], str, float | None, int], first: bool = False) -> bool:
+        """Compare-and-set ``item`` and confirm it with ``WAIT``; ``StoreUnavailable`` when Redis cannot.
+
+        True when written (or, but for the first try, when Redis already holds this generation or a
+        newer one, confirmed); the pending copy is dropped either way.
+        """
+        value, text, expires, generation = item
+        ttl_ms = 0
+        if expires is not None:
+            ttl_ms = int((expires - time.monotonic()) * 1000)
+            if ttl_ms <= 0:
+                self.pending.drop(key, item)
+                return False
+        name = self.name("", key)
+        self.fresh_master()
+        written = self.call("write", self._set_if_newer, keys=[name], args=[text, ttl_ms, generation])
+        if written or not first:
+            # a write-back that finds its generation already there confirms it too: it may sit on an
+            # old master whose replica was just promoted away, to vanish when that master is demoted
+            self._confirm(name, wait=not first or time.monotonic() >= self._unconfirmed_until)
+        if not written and first:
+            log.warning("token store: not writing generation %d of %r: Redis %s holds a newer one "
+                        "(a lock was lost under its holder)", generation, key[:16], self.where)
+        with self.pending.guard:  # Redis answered: a pending copy of this generation or an older one is done
+            current = self.pending.records.get(key)
+            if current is not None and current[3] <= generation:
+                del self.pending.records[key]
+        return bool(written) or not first
+
+    def _confirm(self, name: str, wait: bool = True) -> None:
+        """``WAIT`` for ``wait_replicas`` replicas (default: 1 when the master has any) of ``name``'s node."""
+        node = self.client.get_redis_connection(self.client.get_node_from_key(name)) \
+            if isinstance(self.client, redis.RedisCluster) else self.client
+        wanted = self.url.wait_replicas
+        if wanted is None and self.url.topology == "sentinel":  # the replicas the Sentinels know, not the
+            # master's own view: a master whose replica was just promoted away has none left to ask
+            replicas = self.call("find the replicas", self.client.connection_pool.sentinel_manager.discover_slaves,
+                                 self.url.service)
+            wanted = 1 if replicas else 0
+        elif wanted is None:
+            info = self.call("replication info", node.info, "replication")
+            wanted = 1 if int(info.get("connected_slaves") or 0) > 0 else 0
+        if wanted:
+            timeout = min(WAIT_TIMEOUT, 0.8 * (self.url.timeouts.get("socket_timeout") or WAIT_TIMEOUT / 0.8))
+            acked = self.call("wait for replicas", node.wait, wanted, int(timeout * 1000)) if wait else 0
+            if acked < wanted:
+                self._unconfirmed_until = time.monotonic() + UNCONFIRMED_BACKOFF
+                raise StoreUnavailable(f"token store: {acked} of {wanted} replicas confirmed the write at Redis "
+                                       f"{self.where} within {timeout:g} s")
+
+    def _start_writer(self) -> None:
+        with self.pending.guard:
+            if self.pending.pid != os.getpid():  # forked: the parent's thread is not ours
+                self.pending.pid, self.pending.writer = os.getpid(), None
+            if self.pending.writer is None:
+                self.pending.writer = threading.Thread(target=self._write_back, daemon=True,
+                                                       name="pyramid_tokens-redis-write-back")
+                self.pending.writer.start()
+
+    def _write_back(self) -> None:
+        """Write pending records until none is left, backing off while Redis does not answer."""
+        delay = FLUSH_BACKOFF[0]
+        while True:
+            time.sleep(delay)
+            with self.pending.guard:
+                items = list(self.pending.records.items())
+                if not items:
+                    self.pending.writer = None
+                    return
+            try:
+                for key, item in items:
+                    self._flush(key, item)
+                    log.info("token store: wrote back generation %d of %r to Redis %s", item[3], key[:16],
+                             self.where)
+                delay = FLUSH_BACKOFF[0]
+            except StoreUnavailable:
+                delay = min(delay * 2, FLUSH_BACKOFF[1])
 
     # -- the lock -----------------------------------------------------------------------------------
     def lock(self, key: str, timeout: float = 30.0) -> Any:

@@ -19,7 +19,7 @@ def test_records_are_json_text_in_redis_under_the_prefix(redis_url, redis_server
     store = RedisStore(redis_url)
     store.set("handle-1", {"sub": "alice", "generation": 1, "access": {"access_token": "a"}})
     with redis_server.client() as raw:
-        text = raw.get("pyramid_tokens:handle-1")
+        text = raw.get("pyramid_tokens:{handle-1}")
     assert json.loads(text) == {"sub": "alice", "generation": 1, "access": {"access_token": "a"}}
     assert store.get("handle-1")["sub"] == "alice"
     store.delete("handle-1")
@@ -33,8 +33,8 @@ def test_records_expire_after_the_ttl_given(redis_url, redis_server):
     store.set("short", {"v": 1}, ttl=0.15)
     store.set("forever", {"v": 1})
     with redis_server.client() as raw:
-        assert 3590_000 < raw.pttl("pyramid_tokens:session-bound") <= 3600_000
-        assert raw.pttl("pyramid_tokens:forever") == -1
+        assert 3590_000 < raw.pttl("pyramid_tokens:{session-bound}") <= 3600_000
+        assert raw.pttl("pyramid_tokens:{forever}") == -1
     time.sleep(0.25)
     assert store.get("short") is None
 
@@ -63,7 +63,7 @@ def test_url_carries_prefix_lock_lease_and_redis_py_options(redis_server):
     assert store.client.connection_pool.connection_kwargs["socket_timeout"] == 0.7
     store.set("k", {"v": 1})
     with redis_server.client() as raw:
-        assert raw.exists("app1:k")
+        assert raw.exists("app1:{k}")
     assert "password" not in repr(RedisStore("redis://:s3cret@127.0.0.1:1/0"))
     assert "s3cret" not in repr(RedisStore("redis://:s3cret@127.0.0.1:1/0"))
 
@@ -95,17 +95,17 @@ def test_watchdog_renews_the_lease_for_as_long_as_the_holder_lives(redis_url, re
     with holder.lock("slow-refresh", 5):
         time.sleep(1.2)  # more than two leases
         with redis_server.client() as raw:
-            assert raw.pttl("pyramid_tokens:lock:slow-refresh") > 0
+            assert raw.pttl("pyramid_tokens:lock:{slow-refresh}") > 0
         with pytest.raises(LockTimeout):
             with other.lock("slow-refresh", 0.1):
                 pass
     with redis_server.client() as raw:
-        assert not raw.exists("pyramid_tokens:lock:slow-refresh")
+        assert not raw.exists("pyramid_tokens:lock:{slow-refresh}")
 
 
 def test_a_lock_nobody_renews_expires_after_its_lease(redis_url, redis_server):
     with redis_server.client() as raw:
-        raw.set("pyramid_tokens:lock:h", "a-holder-that-died", px=300)
+        raw.set("pyramid_tokens:lock:{h}", "a-holder-that-died", px=300)
     started = time.monotonic()
     with RedisStore(redis_url).lock("h", 5):
         waited = time.monotonic() - started
@@ -117,11 +117,11 @@ def test_release_never_deletes_a_lock_another_holder_took_over(redis_url, redis_
     with caplog.at_level(logging.WARNING):
         with paused.lock("h", 1):
             with redis_server.client() as raw:
-                raw.delete("pyramid_tokens:lock:h")  # the lease ran out while the holder was paused
+                raw.delete("pyramid_tokens:lock:{h}")  # the lease ran out while the holder was paused
             taken = other.lock("h", 1)
             taken.__enter__()
         with redis_server.client() as raw:
-            assert raw.exists("pyramid_tokens:lock:h")  # the other holder's lock is still there
+            assert raw.exists("pyramid_tokens:lock:{h}")  # the other holder's lock is still there
         taken.__exit__(None, None, None)
     assert "left it alone" in caplog.text
 

@@ -35,9 +35,9 @@ def redis_settings(idp, url, **overrides):
 def user_records(client):
     """The user token sets in Redis: ``{handle: record}`` (sessions, locks, rotation and client records aside)."""
     records = {}
-    for key in client.scan_iter("pyramid_tokens:*"):
-        name = key.decode()[len("pyramid_tokens:"):]
-        if not name.startswith(("session:", "lock:", "rotated:", "client:")):
+    for key in client.scan_iter("pyramid_tokens:{*}"):  # a record is {prefix}{HANDLE}
+        name = key.decode()[len("pyramid_tokens:") + 1:-1]
+        if not name.startswith("client:"):
             records[name] = json.loads(client.get(key))
     return records
 
@@ -110,7 +110,7 @@ def test_login_and_refresh_with_sessions_and_tokens_in_redis(idp, clock, redis_u
     first = app.get("/token").json["access_token"]
     with redis_server.client() as raw:
         [(handle, record)] = user_records(raw).items()
-        assert 3500 < raw.ttl(f"pyramid_tokens:{handle}") <= 3600  # expires with the session
+        assert 3500 < raw.ttl(f"pyramid_tokens:{{{handle}}}") <= 3600  # expires with the session
         sessions = [raw.get(key) for key in raw.scan_iter("pyramid_tokens:session:*")]
     assert record["generation"] == 1 and record["refresh_token"]
     assert sessions and all(record["refresh_token"].encode() not in zlib.decompress(base64.b64decode(s[1:]))
@@ -208,7 +208,7 @@ def test_a_holder_whose_lease_ran_out_neither_overwrites_newer_tokens_nor_logs_t
     thread.start()
     assert held.entered.wait(10)  # the paused process holds the lock and is about to send refresh token 1
     with redis_server.client() as raw:
-        assert raw.delete(f"pyramid_tokens:lock:{handle}") == 1  # ...and its lease runs out
+        assert raw.delete(f"pyramid_tokens:lock:{{{handle}}}") == 1  # ...and its lease runs out
     renewed = other.get_user_access_token(handle=handle)  # another process takes the lock and refreshes
     held.go.set()  # the paused one wakes up and sends the used refresh token: invalid_grant
     thread.join(10)

@@ -1,0 +1,188 @@
+"""Redis the way production runs it: a master + replica + Sentinel, and a 3-master Cluster.
+
+Each topology is started once per pytest process (``redis_sentinel``, ``redis_cluster`` in
+``conftest.py``) and its tests carry ``xdist_group`` so one worker runs them all. On each: the store,
+the lock and a whole login (sessions in ``redis_json`` too) with refresh and rotation; on the
+Cluster no operation is ever CROSSSLOT; the refresh storm of 4 processes x 16 threads; and on
+Sentinel the storm through a forced failover (``SENTINEL FAILOVER``) and through a killed master.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import redis
+import webtest
+
+from pyramid_tokens.errors import LockTimeout
+from pyramid_tokens.redis import RedisStore
+from pyramid_tokens.redis.connect import FAILOVER_RETRY
+from pyramid_tokens.redis.lock import SWITCH_GRACE
+from tests.pyramid.conftest import base_settings, build_app, login
+
+from .storm import PREFIX, WINDOW, check_one_refresh_per_window, farm, max_pause, storm
+
+sentinel_tests = pytest.mark.xdist_group("redis-sentinel")
+#: seconds redis-py keeps retrying a Sentinel or Cluster call (the sum of the back-off's sleeps)
+RETRY_BUDGET = sum(FAILOVER_RETRY[0].compute(n) for n in range(FAILOVER_RETRY[1]))
+cluster_tests = pytest.mark.xdist_group("redis-cluster")
+
+
+@pytest.fixture(params=[pytest.param("sentinel", marks=sentinel_tests), pytest.param("cluster", marks=cluster_tests)])
+def topology(request):
+    """``(url, raw client)`` of an emptied Sentinel service or Cluster."""
+    if request.param == "sentinel":
+        topology = request.getfixturevalue("redis_sentinel")
+        with topology.client() as raw:
+            raw.flushall()
+        raw = redis.Sentinel([("127.0.0.1", topology.sentinel.port)]).master_for(topology.SERVICE)
+        yield topology.url(), raw
+    else:
+        topology = request.getfixturevalue("redis_cluster")
+        topology.flushall()
+        raw = topology.client()
+        yield topology.url(), raw
+    raw.close()
+
+
+def test_records_compare_and_set_and_lock_work_on_each_topology(topology):
+    url, raw = topology
+    store, other = RedisStore(url), RedisStore(url, client=RedisStore(url).url.connect())  # two pools
+    store.set("h", {"generation": 1, "refresh_token": "first"}, ttl=60)
+    assert store.set("h", {"generation": 2, "refresh_token": "second"}, ttl=60)
+    assert other.set("h", {"generation": 2, "refresh_token": "late"}, ttl=60) is False
+    assert json.loads(raw.get(PREFIX + "{h}"))["refresh_token"] == "second"
+    with store.lock("h", 1):
+        with pytest.raises(LockTimeout):
+            with other.lock("h", 0.2):
+                pass
+    with other.lock("h", 1):
+        pass
+    assert not store.pending.records  # every write confirmed, nothing left in the process
+
+
+def test_login_refresh_and_rotation_with_sessions_and_tokens_on_each_topology(topology, idp, clock):
+    url, raw = topology
+    app = webtest.TestApp(build_app(base_settings(idp, **{
+        "session.type": "redis_json", "session.url": url, "session.timeout": "3600", "tokens.store": url,
+        "tokens.cache": url}), clock))
+    login(app)
+    first = app.get("/token").json["access_token"]
+    clock.advance(250)
+    second = app.get("/token").json["access_token"]
+    assert second != first
+    [handle] = [key.decode()[len(PREFIX) + 1:-1] for key in raw.scan_iter(PREFIX + "{*}")]
+    record = json.loads(raw.get(PREFIX + "{" + handle + "}"))
+    assert record["generation"] == 2 and idp.provider.state.peek_refresh_token(record["refresh_token"])
+    assert len(list(raw.scan_iter(PREFIX + "rotated:{" + handle + "}:*"))) == 1
+    assert list(raw.scan_iter(PREFIX + "session:*"))  # the session itself is in the same Redis
+
+
+@cluster_tests
+def test_every_key_of_one_login_shares_a_cluster_slot_and_no_code_path_is_crossslot(redis_cluster, idp, clock):
+    url = redis_cluster.url()
+    redis_cluster.flushall()
+    raw = redis_cluster.client()
+    app = webtest.TestApp(build_app(base_settings(idp, **{
+        "session.type": "redis_json", "session.url": url, "session.timeout": "3600", "tokens.store": url,
+        "tokens.cache": url}), clock))
+    # every code path that touches Redis: login, read, refresh + rotation record, client token cache,
+    # a stale token set adopting the rotation record, logout; any CROSSSLOT would be a 503 here
+    login(app)
+    app.get("/token")
+    app.get("/client-token")
+    [handle] = [key.decode()[len(PREFIX) + 1:-1] for key in raw.scan_iter(PREFIX + "{*}")
+                if not key.decode().startswith(PREFIX + "{client:")]
+    stale = raw.get(PREFIX + "{" + handle + "}")
+    clock.advance(250)
+    renewed = app.get("/token").json["access_token"]
+    store = RedisStore(url)
+    with store.lock(handle, 5):  # hold the lock while looking: its key is one of the login's
+        keys = [key for key in raw.scan_iter("*") if ("{" + handle + "}").encode() in key]
+        assert {raw.keyslot(key) for key in keys} == {raw.keyslot(handle)}
+        assert len(keys) == 3  # the record, its lock and its rotation record
+        # ...so one script may touch them all (Redis refuses a multi-key script across slots)
+        assert raw.eval("return redis.call('EXISTS', unpack(KEYS))", len(keys), *keys) == 3
+    raw.set(PREFIX + "{" + handle + "}", stale, keepttl=True)  # the pre-rotation token set is back
+    assert app.get("/token").json["access_token"] == renewed  # adopted from the rotation record
+    app.get("/logout", status="*")
+    raw.close()
+
+
+@pytest.fixture
+def topology_farm(topology):
+    url, raw = topology
+    with farm(url, raw) as rig:
+        yield rig
+
+
+def test_the_refresh_storm_refreshes_once_per_window_on_each_topology(topology_farm):
+    rig = topology_farm
+    headers, handle = rig.login("storm")
+    login_record = rig.record(handle)
+    refreshes, invalid_grants, first_refresh = rig.refreshes(), rig.invalid_grants(), len(rig.refresh_times)
+    results = storm(rig, headers, 3 * WINDOW + 0.4)
+    check_one_refresh_per_window(rig, handle, login_record, results, refreshes, invalid_grants, first_refresh)
+    print(f"\nstorm row: failed {sum(r[2] != 200 for r in results)} of {len(results)}, "
+          f"max pause {max_pause(results):.3f} s")
+
+
+KILLED_GAP = ("known gap (see the redis branch report): with 48+ threads per process, requests in flight when "
+              "the master is killed keep dialing the dead address until the retry budget (about 7 s) runs out, "
+              "although the Sentinels name the new master after about 3 s; and a Beaker session write that "
+              "fails at response time is a 500 from the web layer, not a 503")
+
+
+@sentinel_tests
+@pytest.mark.parametrize("how", ["SENTINEL FAILOVER",
+                                 pytest.param("master killed", marks=pytest.mark.xfail(reason=KILLED_GAP))])
+def test_a_failover_in_the_middle_of_a_window_keeps_the_login_and_every_rotated_token(redis_sentinel, how):
+    with redis_sentinel.client() as raw:
+        raw.flushall()
+    raw = redis.Sentinel([("127.0.0.1", redis_sentinel.sentinel.port)]).master_for(redis_sentinel.SERVICE)
+    killed = []
+
+    def fail_over() -> None:
+        if how == "SENTINEL FAILOVER":
+            redis_sentinel.failover()
+        else:
+            killed.append(redis_sentinel.current_master())
+            killed[0].kill()
+
+    try:
+        with farm(redis_sentinel.url(), raw) as rig:
+            headers, handle = rig.login("failover")
+            login_record = rig.record(handle)
+            refreshes, invalid_grants = rig.refreshes(), rig.invalid_grants()
+            results = storm(rig, headers, 5 * WINDOW + 0.4, during=fail_over, at=1.5 * WINDOW)
+            after = [rig.workers[i].url for i in range(len(rig.workers))]
+            raw.connection_pool.get_master_address()  # this test's own client, too, reads the new master
+            final = rig.record(handle)
+            done = rig.refreshes() - refreshes
+            failures = [r for r in results if r[2] != 200]
+            print(f"\nfailover row ({how}): failed {len(failures)} of {len(results)}, "
+                  f"max pause {max_pause(results):.3f} s, {done} refreshes")
+            assert rig.invalid_grants() == invalid_grants  # no stale refresh token was ever sent
+            if how == "SENTINEL FAILOVER":
+                assert not failures, failures[:3]
+            else:  # requests in flight when the master died may run out of retries: a 503 to retry, no more
+                assert len(failures) < 0.05 * len(results), failures[:3]
+                assert all(status == 503 and "temporarily_unavailable" in body for _, _, status, body in failures)
+            # a bounded pause. A killed master: the Sentinel's detection (2 s here) and election, within the
+            # retries' back-off (about 7 s), then the grace a just-promoted master gets before a lock on it.
+            # SENTINEL FAILOVER: the old master keeps answering (and holding the locks taken on it) until
+            # the Sentinel demotes it, up to 10 s later.
+            assert max_pause(results) < (RETRY_BUDGET if how == "master killed" else 10.0) + SWITCH_GRACE + 2.0
+            # no token lost: every refresh the provider answered is a generation of the stored token set,
+            # and the stored refresh token is the one the provider accepts next
+            assert done >= 3 and final["generation"] == login_record["generation"] + done
+            assert rig.idp.provider.state.peek_refresh_token(final["refresh_token"]) is not None
+            # the login is kept: every worker still answers with a valid token
+            for url in after:
+                assert rig.http_token(url, headers)["expires_at"] > time.time()
+    finally:
+        raw.close()
+        for server in killed:
+            redis_sentinel.restart(server)
+        redis_sentinel.wait_until_healthy()
