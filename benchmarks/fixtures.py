@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import urlsplit
@@ -9,7 +11,9 @@ from urllib.parse import urlsplit
 import requests
 
 from pyramid_tokens.devidp import DevClient, DevUser, start_provider
-from pyramid_tokens.devidp.testing import browser_login
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repo: tests.support
+from tests.support.provider import browser_login  # noqa: E402 - test-only helpers, not in the wheel
 
 from apps import REDIRECT_URI
 

@@ -243,7 +243,9 @@ def run_mode(mode: str, args, idp, redis_url: str | None, refresh_times: list[fl
     import requests
 
     from pyramid_tokens.devidp import DevClient
-    from pyramid_tokens.devidp.testing import browser_login
+
+    sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))  # the repo: tests.support (not in the wheel)
+    from tests.support.provider import browser_login
 
     processes = 1 if mode in ("memory", "redis-1") else args.processes
     settings = {

@@ -1,7 +1,7 @@
 """Fixtures shared by every test layer: a development provider on a loopback port.
 
 ``make_idp(**overrides)`` starts a fresh provider (stopped at teardown) with the standard clients of
-:func:`pyramid_tokens.devidp.testing.standard_clients` (``web`` and ``worker``); ``clients=[...]``
+:func:`tests.support.provider.standard_clients` (``web`` and ``worker``); ``clients=[...]``
 replaces them and every other keyword goes to :class:`~pyramid_tokens.devidp.DevProvider`
 (``audience``, ``device_interval``, ``device_lifetime``, ``device_auto_approve``, ``code_lifetime``,
 ``users``, ``clock``). ``idp`` is ``make_idp()``. Both return a ``RunningProvider``:
@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from pyramid_tokens.devidp import start_provider
-from pyramid_tokens.devidp.testing import standard_clients
+from tests.support.provider import standard_clients
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from pyramid_tokens.prompt import in_kernel
 from pyramid_tokens.devidp import DevClient, DevProvider, DevUser, make_wsgi_app
 from pyramid_tokens.devidp.models import DEVICE_CODE_GRANT
 from pyramid_tokens.devidp.server import RunningProvider, serve
-from pyramid_tokens.devidp.testing import approve_device, standard_clients
+from tests.support.provider import approve_device, standard_clients
 from pyramid_tokens.errors import InvalidIdToken, InvalidResponse, LoginFailed
 from pyramid_tokens.usertokens import LOCAL_USER
 

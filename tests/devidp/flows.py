@@ -6,7 +6,7 @@ from urllib.parse import parse_qsl, urlsplit
 import jwt
 import requests
 
-from pyramid_tokens.devidp.testing import WEB_REDIRECT_URI, authorize_url, browser_login, pkce_pair
+from tests.support.provider import WEB_REDIRECT_URI, authorize_url, browser_login, pkce_pair
 
 WEB = ("web", "web-secret")
 WORKER = ("worker", "worker-secret")

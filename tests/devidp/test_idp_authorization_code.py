@@ -9,7 +9,7 @@ import requests
 
 from pyramid_tokens.clock import FakeClock
 from pyramid_tokens.devidp import DevClient, DevUser
-from pyramid_tokens.devidp.testing import WEB_REDIRECT_URI, authorize_url, browser_login, pkce_pair
+from tests.support.provider import WEB_REDIRECT_URI, authorize_url, browser_login, pkce_pair
 
 from .flows import claims, code_flow, exchange, login, params, refresh, token_request, verify
 

@@ -8,7 +8,7 @@ import requests
 
 from pyramid_tokens.clock import FakeClock
 from pyramid_tokens.devidp import DevClient
-from pyramid_tokens.devidp.testing import approve_device
+from tests.support.provider import approve_device
 
 from .flows import DEVICE_GRANT, WORKER, claims, post, refresh, token_request
 

@@ -5,7 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from pyramid_tokens.clock import FakeClock
 from pyramid_tokens.devidp import DevClient
-from pyramid_tokens.devidp.testing import WEB_REDIRECT_URI
+from tests.support.provider import WEB_REDIRECT_URI
 
 from .flows import claims, code_flow, refresh
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import requests
 
 from pyramid_tokens.devidp import DevClient
-from pyramid_tokens.devidp.testing import WEB_REDIRECT_URI
+from tests.support.provider import WEB_REDIRECT_URI
 
 from .flows import WORKER, client_credentials, code_flow, post, refresh
 

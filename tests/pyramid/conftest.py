@@ -9,7 +9,7 @@ import webtest
 from pyramid.config import Configurator
 from pyramid.response import Response
 
-from pyramid_tokens.devidp.testing import browser_login
+from tests.support.provider import browser_login
 from pyramid_tokens.errors import TokenError
 
 

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import webtest
 
 from pyramid_tokens.devidp import DevUser
-from pyramid_tokens.devidp.testing import browser_login, standard_clients
+from tests.support.provider import browser_login, standard_clients
 from pyramid_tokens.beakerstores import COOKIE_LIMIT
 
 from .conftest import base_settings, build_app, login

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from pyramid_tokens.devidp.testing import browser_login
+from tests.support.provider import browser_login
 from pyramid_tokens.errors import InvalidClient, LockTimeout, ProviderUnavailable, StoreUnavailable
 
 from .conftest import login

@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from pyramid_tokens.devidp.testing import browser_login
+from tests.support.provider import browser_login
 
 from .conftest import login
 

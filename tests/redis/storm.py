@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator
 import requests
 
 from pyramid_tokens.devidp import DevClient, start_provider
-from pyramid_tokens.devidp.testing import browser_login
+from tests.support.provider import browser_login
 
 PROCESSES, THREADS = 4, 16
 LIFETIME, MARGIN = 2, 1

@@ -12,7 +12,7 @@ import pytest
 import webtest
 
 from pyramid_tokens.devidp import start_provider
-from pyramid_tokens.devidp.testing import standard_clients
+from tests.support.provider import standard_clients
 
 from .support import build_app, settings_for
 

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 from pyramid.config import Configurator
 from pyramid.response import Response
 
-from pyramid_tokens.devidp.testing import browser_login
+from tests.support.provider import browser_login
 from pyramid_tokens.errors import LoginRequired, ProviderUnavailable, TokenError
 
 JSON = {"Accept": "application/json"}

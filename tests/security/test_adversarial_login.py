@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from pyramid_tokens.devidp.testing import browser_login
+from tests.support.provider import browser_login
 
 from .support import (assert_logged_out, assert_login_failed, attempt_login, callback_path, login,
                       provider_redirect, query_of, user_record)

@@ -157,7 +157,7 @@ def device_manager(idp, clock):
 
 def approving(clock):
     """``display`` and ``sleep`` for device_login: the user approves at once; waits advance the clock."""
-    from pyramid_tokens.devidp.testing import approve_device
+    from tests.support.provider import approve_device
 
     return {"display": lambda authorization: approve_device(authorization.verification_uri_complete, "alice"),
             "sleep": clock.advance}

@@ -280,7 +280,7 @@ def callback_app():
     import webtest
 
     from pyramid_tokens.devidp import start_provider
-    from pyramid_tokens.devidp.testing import standard_clients
+    from tests.support.provider import standard_clients
 
     from .support import build_app, settings_for
 

@@ -19,7 +19,7 @@ import webtest
 from pyramid_tokens import TokenManager
 from pyramid_tokens.devidp import make_wsgi_app
 from pyramid_tokens.devidp.provider import DevProvider
-from pyramid_tokens.devidp.testing import standard_clients
+from tests.support.provider import standard_clients
 from pyramid_tokens.devidp.tls import serve_tls
 from pyramid_tokens.discovery import WELL_KNOWN, Discovery
 from pyramid_tokens.errors import InvalidResponse

@@ -18,7 +18,7 @@ import pytest
 import webtest
 
 from pyramid_tokens import TokenError, TokenManager
-from pyramid_tokens.devidp.testing import approve_device
+from tests.support.provider import approve_device
 from pyramid_tokens.manager import LOCAL_USER
 from pyramid_tokens.oidc import OidcClient, PendingLogin
 from pyramid_tokens.web.redirects import safe_path

@@ -13,7 +13,7 @@ from pyramid_tokens import TokenManager
 from pyramid_tokens.clock import FakeClock
 from pyramid_tokens.dpop import DPoPKey
 from pyramid_tokens.devidp import DevClient
-from pyramid_tokens.devidp.testing import WEB_REDIRECT_URI, authorize_url, browser_login, pkce_pair, standard_clients
+from tests.support.provider import WEB_REDIRECT_URI, authorize_url, browser_login, pkce_pair, standard_clients
 from pyramid_tokens.stores import MemoryStore
 from tests.pyramid.conftest import base_settings, build_app, login
 

@@ -101,7 +101,7 @@ def test_a_required_client_certificate_refuses_connections_without_one(pki, trus
 def test_a_web_client_logs_in_refreshes_and_calls_apis_with_its_certificate(pki, trust_test_ca):
     import webtest
 
-    from pyramid_tokens.devidp.testing import WEB_REDIRECT_URI
+    from tests.support.provider import WEB_REDIRECT_URI
     from tests.pyramid.conftest import base_settings, build_app, login
 
     idp = start_tls_provider(clients=[DevClient("mtls-web", redirect_uris=[WEB_REDIRECT_URI],

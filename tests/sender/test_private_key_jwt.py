@@ -9,7 +9,7 @@ import webtest
 from pyramid_tokens import TokenError, TokenManager
 from pyramid_tokens.assertion import JWT_BEARER, ClientAssertionKey
 from pyramid_tokens.devidp import DevClient
-from pyramid_tokens.devidp.testing import WEB_REDIRECT_URI
+from tests.support.provider import WEB_REDIRECT_URI
 from tests.pyramid.conftest import base_settings, build_app, login
 
 FULL_SCOPE = "openid profile email offline_access api"

@@ -12,8 +12,8 @@ from urllib.parse import urlencode, urljoin
 
 import requests
 
-from ..jwk import sha256_b64url
-from .models import DEVICE_CODE_GRANT, DevClient
+from pyramid_tokens.jwk import sha256_b64url
+from pyramid_tokens.devidp.models import DEVICE_CODE_GRANT, DevClient
 
 WEB_REDIRECT_URI = "http://localhost/callback"
 
