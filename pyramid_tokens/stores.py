@@ -174,6 +174,11 @@ class MemoryStore(TokenStore):
             if expires is not None and now >= expires:
                 self._data.pop(key, None)
 
+    def items(self) -> list[tuple[str, dict[str, Any]]]:
+        """The live records as ``(key, record)`` pairs: a snapshot, for diagnostics and tests."""
+        now = self.clock()
+        return [(key, value) for key, (expires, value) in list(self._data.items()) if expires is None or now < expires]
+
     def __len__(self) -> int:
         return len(self._data)
 

@@ -46,6 +46,22 @@ def api(idp):
     running.stop()
 
 
+@pytest.fixture(scope="session")
+def keys(tmp_path_factory):
+    """Private key files as users configure them (``tests/support/pki.py``)."""
+    from tests.support.pki import make_keys
+
+    return make_keys(tmp_path_factory.mktemp("keys"))
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory):
+    """A test CA, a server certificate for 127.0.0.1 and client certificates (``tests/support/pki.py``)."""
+    from tests.support.pki import make_pki
+
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
 @pytest.fixture
 def clock():
     """The injectable clock the code under test uses: time moves only when a test advances it."""

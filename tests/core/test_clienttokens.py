@@ -8,7 +8,6 @@ import jwt
 import pytest
 
 from pyramid_tokens import TokenError, TokenManager
-from pyramid_tokens.clock import FakeClock
 
 
 def manager(idp, clock=None, **settings):
@@ -33,8 +32,7 @@ def test_cached_token_serves_many_calls_with_one_token_request(idp):
     assert cc_requests(idp) == 1
 
 
-def test_token_is_renewed_inside_the_cache_buffer_and_not_before(idp):
-    clock = FakeClock()
+def test_token_is_renewed_inside_the_cache_buffer_and_not_before(idp, clock):
     tm = manager(idp, clock)
     first = tm.get_client_access_token("worker")
     clock.advance(300 - 60 - 5)

@@ -108,8 +108,7 @@ def test_user_approving_in_a_browser_while_the_device_waits_completes_the_login(
     assert waits in ([], [1.0])  # the browser may beat the first poll
 
 
-def test_pending_authorization_keeps_polling_at_the_providers_interval_until_approved(make_idp):
-    clock = FakeClock()
+def test_pending_authorization_keeps_polling_at_the_providers_interval_until_approved(make_idp, clock):
     idp = make_idp(device_interval=2, clock=clock)
     tm = manager(idp, clock)
     user = User(decide_on_wait=3, clock=clock)
@@ -162,8 +161,7 @@ def test_code_expiring_unapproved_raises_expired_token_from_the_provider(make_id
     assert tm.user_tokens.record(LOCAL_USER) is None
 
 
-def test_timeout_gives_up_before_the_code_expires(make_idp):
-    clock = FakeClock()
+def test_timeout_gives_up_before_the_code_expires(make_idp, clock):
     idp = make_idp(device_interval=1, clock=clock)
     tm = manager(idp, clock)
     user = User(decide_on_wait=0, clock=clock)
@@ -207,9 +205,8 @@ def test_openid_is_always_requested_because_the_login_needs_the_users_identity(m
 
 
 # -- afterwards: the user token behaves as in the web app ------------------------------------------------
-def test_user_token_is_refreshed_when_due_and_the_refresh_token_rotates(make_idp):
+def test_user_token_is_refreshed_when_due_and_the_refresh_token_rotates(make_idp, clock):
     idp = make_idp(device_auto_approve="alice")
-    clock = FakeClock()
     tm = manager(idp, clock)
     first = tm.device_login(display=lambda a: None)
     refresh_token = tm.user_tokens.record(LOCAL_USER)["refresh_token"]
@@ -235,9 +232,8 @@ def test_named_http_client_calls_the_api_as_the_device_login_user(make_idp):
         api.stop()
 
 
-def test_revoking_after_device_login_is_counted_by_the_provider_and_ends_refreshing(make_idp):
+def test_revoking_after_device_login_is_counted_by_the_provider_and_ends_refreshing(make_idp, clock):
     idp = make_idp(device_auto_approve="alice")
-    clock = FakeClock()
     tm = manager(idp, clock)
     tm.device_login(display=lambda a: None)
     assert tm.revoke_user_refresh_token() is True
@@ -368,8 +364,7 @@ def evil_idp():
 
 
 @pytest.mark.parametrize("interval", [0, 0.2, -3, DROP])
-def test_an_interval_below_one_second_or_missing_polls_every_five_seconds(evil_idp, interval):
-    clock = FakeClock()
+def test_an_interval_below_one_second_or_missing_polls_every_five_seconds(evil_idp, interval, clock):
     idp = evil_idp({"interval": interval}, clock=clock)
     tm = manager(idp, clock)
     user = User(decide_on_wait=3, clock=clock)
@@ -380,16 +375,14 @@ def test_an_interval_below_one_second_or_missing_polls_every_five_seconds(evil_i
     assert tm.user_tokens.record(LOCAL_USER)["sub"] == "alice"
 
 
-def test_an_interval_of_one_second_or_more_is_the_providers_to_choose(evil_idp):
-    clock = FakeClock()
+def test_an_interval_of_one_second_or_more_is_the_providers_to_choose(evil_idp, clock):
     idp = evil_idp({"interval": 1}, clock=clock)
     user = User(decide_on_wait=2, clock=clock)
     manager(idp, clock).device_login(display=user.display, sleep=user.sleep)
     assert user.waits == [1.0, 1.0]
 
 
-def test_expires_in_of_ten_to_the_twelve_is_capped_so_an_unanswered_login_ends_within_thirty_minutes(evil_idp):
-    clock = FakeClock()
+def test_expires_in_of_ten_to_the_twelve_is_capped_so_an_unanswered_login_ends_within_thirty_minutes(evil_idp, clock):
     idp = evil_idp({"expires_in": 10**12, "interval": 60}, clock=clock, device_lifetime=10**7)  # stays valid
     tm = manager(idp, clock)
     user = User(decide_on_wait=0, clock=clock)

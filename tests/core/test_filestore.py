@@ -13,7 +13,6 @@ import threading
 import pytest
 
 from pyramid_tokens import TokenManager
-from pyramid_tokens.clock import FakeClock
 from pyramid_tokens.filestore import FileStore
 from pyramid_tokens.manager import LOCAL_USER
 from pyramid_tokens.errors import ConfigurationError, LockTimeout
@@ -92,8 +91,7 @@ def test_an_empty_file_is_an_empty_store(tmp_path):
 
 
 # -- the TokenStore contract ------------------------------------------------------------------------
-def test_records_round_trip_expire_and_are_deleted(tmp_path):
-    clock = FakeClock()
+def test_records_round_trip_expire_and_are_deleted(tmp_path, clock):
     store = FileStore(tmp_path / "tokens.json", clock=clock)
     store.set("forever", {"x": [1, 2]})
     store.set("brief", {"y": "z"}, ttl=10)
@@ -106,8 +104,7 @@ def test_records_round_trip_expire_and_are_deleted(tmp_path):
     assert store.get("forever") is None
 
 
-def test_expired_records_are_dropped_from_the_file_on_the_next_write(tmp_path):
-    clock = FakeClock()
+def test_expired_records_are_dropped_from_the_file_on_the_next_write(tmp_path, clock):
     path = tmp_path / "tokens.json"
     store = FileStore(path, clock=clock)
     store.set("rotated:abc", {"a": 1}, ttl=60)
@@ -232,7 +229,7 @@ def test_processes_writing_at_once_lose_none_of_each_others_records(tmp_path):
 
 
 # -- a kernel restart keeps the login ------------------------------------------------------------------
-def test_a_new_manager_on_the_same_file_uses_the_stored_login_without_logging_in_again(make_idp, tmp_path):
+def test_a_new_manager_on_the_same_file_uses_the_stored_login_without_logging_in_again(make_idp, tmp_path, clock):
     idp = make_idp(device_auto_approve="alice")
     path = tmp_path / "tokens.json"
     first = manager(idp, path)
@@ -240,7 +237,6 @@ def test_a_new_manager_on_the_same_file_uses_the_stored_login_without_logging_in
     assert mode(path) == 0o600
     first.close()
 
-    clock = FakeClock()
     restarted = manager(idp, path, clock)  # the kernel restarted: new process state, same file
     assert restarted.get_user_access_token() == token
     assert idp.provider.counters()["device_authorization"] == 1

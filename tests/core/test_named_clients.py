@@ -6,7 +6,6 @@ import time
 import pytest
 
 from pyramid_tokens import TokenManager
-from pyramid_tokens.clock import FakeClock
 from pyramid_tokens.demo.api import make_api_app
 from pyramid_tokens.devidp import DevClient
 from pyramid_tokens.devidp.server import serve
@@ -40,7 +39,7 @@ def test_named_client_without_token_gets_the_apis_challenge(idp, api):
     assert reply.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-def test_401_renews_the_token_once_and_replays(make_idp):
+def test_401_renews_the_token_once_and_replays(make_idp, clock):
     """Our clock says the cached token is fine, the API says it expired: renew once, replay once."""
     idp = make_idp(clients=[DevClient("worker", "worker-secret", grant_types=("client_credentials",),
                                       scopes=("api",), access_token_lifetime=2)])
@@ -50,7 +49,7 @@ def test_401_renews_the_token_once_and_replays(make_idp):
         time.sleep(max(0.0, token.claims()["exp"] - time.time()) + 1.1)
 
     try:
-        tm = manager(idp, running, clock=FakeClock())
+        tm = manager(idp, running, clock=clock)
         first = tm.http_client("api").get("whoami")
         assert first.status_code == 200 and not first.history
         wait_past_expiry(tm.get_client_access_token("worker"))  # the API's clock passes exp; ours stands still

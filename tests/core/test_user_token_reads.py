@@ -36,6 +36,8 @@ def record(value, now, lifetime=300):
 
 @pytest.fixture
 def clock():
+    """The shared fixture's clock, started at a round time: deadlines here are compared to the millisecond,
+    exactly representable near 10**6 but not near today's 1.7 * 10**9."""
     return FakeClock(1_000_000.0)
 
 

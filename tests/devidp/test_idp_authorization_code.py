@@ -7,7 +7,6 @@ import hashlib
 import jwt
 import requests
 
-from pyramid_tokens.clock import FakeClock
 from pyramid_tokens.devidp import DevClient, DevUser
 from tests.support.provider import WEB_REDIRECT_URI, authorize_url, browser_login, pkce_pair
 
@@ -157,8 +156,7 @@ def test_code_is_single_use_and_reuse_revokes_what_it_issued(idp):
     assert refresh(idp, first.json()["refresh_token"]).json()["error"] == "invalid_grant"  # RFC 6749 §4.1.2
 
 
-def test_code_expires_after_code_lifetime(make_idp):
-    clock = FakeClock()
+def test_code_expires_after_code_lifetime(make_idp, clock):
     idp = make_idp(clock=clock, code_lifetime=2)
     code, verifier = login(idp)
     clock.advance(2)

@@ -6,7 +6,6 @@ import time
 
 import requests
 
-from pyramid_tokens.clock import FakeClock
 from pyramid_tokens.devidp import DevClient
 from tests.support.provider import approve_device
 
@@ -49,8 +48,7 @@ def test_polling_is_pending_until_the_user_approves_then_tokens_come_once(make_i
     assert used.status_code == 400 and used.json()["error"] == "invalid_grant"
 
 
-def test_polling_sooner_than_the_interval_is_slow_down(make_idp):
-    clock = FakeClock()
+def test_polling_sooner_than_the_interval_is_slow_down(make_idp, clock):
     idp = make_idp(clock=clock, device_interval=5)
     device_code = start(idp).json()["device_code"]
     assert poll(idp, device_code).json()["error"] == "authorization_pending"
@@ -69,8 +67,7 @@ def test_a_denied_device_gets_access_denied(make_idp):
     assert response.status_code == 400 and response.json()["error"] == "access_denied"
 
 
-def test_an_expired_device_code_is_expired_token_and_cannot_be_approved(make_idp):
-    clock = FakeClock()
+def test_an_expired_device_code_is_expired_token_and_cannot_be_approved(make_idp, clock):
     idp = make_idp(clock=clock, device_lifetime=2, device_interval=0)
     body = start(idp).json()
     clock.advance(2)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from pyramid_tokens.clock import FakeClock
 from pyramid_tokens.devidp import DevClient
 from tests.support.provider import WEB_REDIRECT_URI
 
@@ -63,8 +62,7 @@ def test_refresh_token_is_bound_to_its_client(idp):
     assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
 
 
-def test_refresh_token_expires_after_its_lifetime(make_idp):
-    clock = FakeClock()
+def test_refresh_token_expires_after_its_lifetime(make_idp, clock):
     idp = make_idp(clock=clock, clients=[DevClient("web", "web-secret", redirect_uris=[WEB_REDIRECT_URI],
                                                    refresh_token_lifetime=2)])
     first = code_flow(idp)

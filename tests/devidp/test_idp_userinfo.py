@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import requests
 
-from pyramid_tokens.clock import FakeClock
 
 from .flows import client_credentials, code_flow
 
@@ -49,8 +48,7 @@ def test_no_token_is_401_with_a_bare_challenge(idp):
     assert response.headers["WWW-Authenticate"] == 'Bearer realm="devidp"'
 
 
-def test_an_expired_token_is_refused(make_idp):
-    clock = FakeClock()
+def test_an_expired_token_is_refused(make_idp, clock):
     idp = make_idp(clock=clock)
     token = code_flow(idp)["access_token"]
     clock.advance(300)

@@ -5,7 +5,7 @@ import pytest
 import webtest
 from pyramid.exceptions import ConfigurationError
 
-from .conftest import base_settings, build_app, counting_reads, login
+from tests.support.web import base_settings, build_app, counting_reads, login
 
 
 def test_user_bound_client_in_a_view_calls_the_api_as_the_logged_in_user(idp, api, clock):

@@ -11,7 +11,7 @@ from pyramid_tokens.devidp import DevUser
 from tests.support.provider import browser_login, standard_clients
 from pyramid_tokens.beakerstores import COOKIE_LIMIT
 
-from .conftest import base_settings, build_app, login
+from tests.support.web import base_settings, build_app, login
 
 COOKIE_SESSION = {"session.type": "cookie", "session.validate_key": "k" * 32, "session.encrypt_key": "e" * 32,
                   "session.save_accessed_time": "false"}

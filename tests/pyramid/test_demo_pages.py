@@ -6,7 +6,7 @@ import re
 import webtest
 from pyramid.config import Configurator
 
-from .conftest import base_settings, login
+from tests.support.web import base_settings, login
 
 
 def demo_app(idp, clock):

@@ -12,7 +12,7 @@ import pytest
 from tests.support.provider import browser_login
 from pyramid_tokens.errors import InvalidClient, LockTimeout, ProviderUnavailable, StoreUnavailable
 
-from .conftest import login
+from tests.support.web import login
 
 JSON = {"Accept": "application/json"}
 HTML = {"Accept": "text/html"}

@@ -8,7 +8,7 @@ import requests
 
 from tests.support.provider import browser_login
 
-from .conftest import login
+from tests.support.web import login
 
 
 def session_cookie(app):
@@ -180,7 +180,7 @@ class _Context:
 def test_app_security_policy_is_kept(idp):
     from pyramid.config import Configurator
 
-    from .conftest import base_settings
+    from tests.support.web import base_settings
 
     class Mine:
         def identity(self, request):

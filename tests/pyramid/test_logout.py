@@ -14,7 +14,7 @@ import webtest
 
 from pyramid_tokens.web.request import HANDLE
 
-from .conftest import base_settings, build_app, counting_reads, login
+from tests.support.web import base_settings, build_app, counting_reads, login
 
 JSON = {"Accept": "application/json"}
 
@@ -36,10 +36,6 @@ class Gate:
         self.go = threading.Event()
 
 
-def whoami_view(request):
-    return {"sub": request.authenticated_userid}
-
-
 def session_keys_view(request):
     return sorted(key for key in request.session if not key.startswith("_"))
 
@@ -56,8 +52,6 @@ def make_extra(gate):
         return {"access_token": token.access_token}
 
     def extra(config):
-        config.add_route("whoami", "/whoami")
-        config.add_view(whoami_view, route_name="whoami", renderer="json")
         config.add_route("session_keys", "/session-keys")
         config.add_view(session_keys_view, route_name="session_keys", renderer="json")
         config.add_route("slow", "/slow")
@@ -82,7 +76,7 @@ def log_out(app):
 
 def assert_anonymous(wsgi, cookie_value):
     browser = with_cookie(wsgi, cookie_value)
-    assert browser.get("/whoami").json["sub"] is None
+    assert browser.get("/whoami").json["userid"] is None
     refused = browser.get("/token", headers=JSON, status=401)
     assert refused.json["error"] == "login_required"
 
@@ -111,10 +105,10 @@ def test_a_copy_of_the_cookie_saved_before_logout_is_anonymous_and_gets_no_token
     app = webtest.TestApp(wsgi)
     login(app)
     copy = session_cookie(app)
-    assert with_cookie(wsgi, copy).get("/whoami").json["sub"] == "alice"
+    assert with_cookie(wsgi, copy).get("/whoami").json["userid"] == "alice"
     log_out(app)
     assert_anonymous(wsgi, copy)
-    assert app.get("/whoami").json["sub"] is None  # and the browser that logged out, of course
+    assert app.get("/whoami").json["userid"] is None  # and the browser that logged out, of course
     assert stored_records(wsgi) == []
 
 

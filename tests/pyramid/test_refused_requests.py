@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from pyramid.response import Response
 
-from .conftest import login
+from tests.support.web import login
 
 JSON = {"Accept": "application/json"}
 
@@ -20,8 +20,8 @@ def revoke_view(request):  # like the demo's "revoke refresh token" button
 
 
 def with_revoke(config):
-    config.add_route("revoke", "/revoke")
-    config.add_view(revoke_view, route_name="revoke", request_method="POST", require_csrf=True)
+    config.add_route("revoke_button", "/revoke-button")
+    config.add_view(revoke_view, route_name="revoke_button", request_method="POST", require_csrf=True)
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def set_cookies(response):
     return [value for name, value in response.headerlist if name.lower() == "set-cookie"]
 
 
-@pytest.mark.parametrize("path", ["/logout", "/revoke"])
+@pytest.mark.parametrize("path", ["/logout", "/revoke-button"])
 def test_cross_site_post_without_the_session_cookie_is_refused_without_a_session(app, idp, path):
     login(app)
     cookie = app.cookies["sid"]
@@ -44,7 +44,7 @@ def test_cross_site_post_without_the_session_cookie_is_refused_without_a_session
     assert app.get("/token", headers=JSON).json["sub"] == "alice"  # the victim is still logged in
 
 
-@pytest.mark.parametrize("path", ["/logout", "/revoke"])
+@pytest.mark.parametrize("path", ["/logout", "/revoke-button"])
 def test_post_with_the_victims_cookie_but_without_the_token_leaves_the_login_intact(app, idp, path):
     login(app)
     before = app.get("/token", headers=JSON).json["access_token"]

@@ -11,7 +11,7 @@ import webtest
 from pyramid_tokens.devidp import DevClient
 from pyramid_tokens.devidp.server import serve
 
-from .conftest import base_settings, build_app, counting_reads, login
+from tests.support.web import base_settings, build_app, counting_reads, login
 
 JSON = {"Accept": "application/json"}
 
@@ -141,15 +141,7 @@ def test_resource_tokens_are_kept_apart(app, idp):
     assert refreshes(idp) == 1
 
 
-def test_revocation_is_seen_by_the_provider(make_webapp, idp):
-    def extra(config):
-        def revoke(request):
-            return {"revoked": request.revoke_user_refresh_token()}
-
-        config.add_route("revoke", "/revoke")
-        config.add_view(revoke, route_name="revoke", renderer="json")
-
-    app = make_webapp(extra=extra)
+def test_revocation_is_seen_by_the_provider(app, idp):
     login(app)
     refresh_token = stored_record(app)["refresh_token"]
     assert app.get("/revoke").json == {"revoked": True}

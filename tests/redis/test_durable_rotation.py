@@ -15,7 +15,7 @@ import time
 import webtest
 
 from pyramid_tokens.redis import RedisStore
-from tests.pyramid.conftest import base_settings, build_app, login
+from tests.support.web import base_settings, build_app, login
 
 
 def refreshes(idp):

@@ -19,7 +19,7 @@ from pyramid.exceptions import ConfigurationError as PyramidConfigurationError
 from pyramid_tokens import TokenError, TokenManager
 from pyramid_tokens.redis import JsonRedisNamespaceManager
 from pyramid_tokens.errors import StoreUnavailable
-from tests.pyramid.conftest import base_settings, build_app, login
+from tests.support.web import base_settings, build_app, login
 
 from .conftest import free_port
 

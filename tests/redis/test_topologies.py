@@ -19,7 +19,7 @@ from pyramid_tokens.errors import LockTimeout
 from pyramid_tokens.redis import RedisStore
 from pyramid_tokens.redis.connect import FAILOVER_RETRY
 from pyramid_tokens.redis.lock import SWITCH_GRACE
-from tests.pyramid.conftest import base_settings, build_app, login
+from tests.support.web import base_settings, build_app, login
 
 from .storm import PREFIX, WINDOW, check_one_refresh_per_window, farm, max_pause, storm
 

@@ -24,7 +24,6 @@ from pyramid_tokens.devidp.tls import serve_tls
 from pyramid_tokens.discovery import WELL_KNOWN, Discovery
 from pyramid_tokens.errors import InvalidResponse
 
-from ..sender.conftest import keys, pki  # noqa: F401 - the test CA and key files (shared fixtures for tests/support/)
 from .support import build_app, settings_for
 
 #: every endpoint member a document may name, today's and tomorrow's

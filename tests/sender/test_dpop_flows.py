@@ -10,12 +10,11 @@ import requests
 import webtest
 
 from pyramid_tokens import TokenManager
-from pyramid_tokens.clock import FakeClock
 from pyramid_tokens.dpop import DPoPKey
 from pyramid_tokens.devidp import DevClient
 from tests.support.provider import WEB_REDIRECT_URI, authorize_url, browser_login, pkce_pair, standard_clients
 from pyramid_tokens.stores import MemoryStore
-from tests.pyramid.conftest import base_settings, build_app, login
+from tests.support.web import base_settings, build_app, login
 
 FULL_SCOPE = "openid profile email offline_access api"
 ORDERS = "https://orders.example.test/"
@@ -135,10 +134,10 @@ def test_api_nonce_one_retry_for_any_method_and_remembered_per_origin(make_idp, 
     assert idp.provider.counters()["token"]["client_credentials"] == 1  # a nonce is no reason to renew
 
 
-def test_an_expired_token_is_renewed_and_the_new_nonce_answered_in_one_call(make_idp, make_api):
+def test_an_expired_token_is_renewed_and_the_new_nonce_answered_in_one_call(make_idp, make_api, clock):
     idp = make_idp(clients=clients(lifetime=1))
     api = make_api(idp, require_dpop_nonce=True)
-    tm = worker(idp, api, clock=FakeClock())
+    tm = worker(idp, api, clock=clock)
     assert tm.http_client("api").get("whoami").status_code == 200
     api.proofs.rotate_nonce()
     api.proofs.rotate_nonce()
@@ -163,7 +162,7 @@ def test_user_login_binds_code_tokens_and_userinfo_to_the_logins_key(make_idp, m
     assert claims(token["access_token"])["cnf"] == {"jkt": jkt}
     assert idp.provider.counters()["userinfo"] == 1  # userinfo accepted the DPoP token and its proof
     store = app.app.registry["pyramid_tokens.manager"].user_tokens.store
-    (record,) = [v for k, (_, v) in store._data.items() if not k.startswith("rotated:")]
+    (record,) = [v for k, v in store.items() if not k.startswith("rotated:")]
     assert DPoPKey.from_jwk(record["dpop_key"]).thumbprint == jkt  # the key lives with the tokens
     called = app.get("/call-api").json
     assert called["status"] == 200 and called["body"]["sub"] == "alice"

@@ -102,7 +102,7 @@ def test_a_web_client_logs_in_refreshes_and_calls_apis_with_its_certificate(pki,
     import webtest
 
     from tests.support.provider import WEB_REDIRECT_URI
-    from tests.pyramid.conftest import base_settings, build_app, login
+    from tests.support.web import base_settings, build_app, login
 
     idp = start_tls_provider(clients=[DevClient("mtls-web", redirect_uris=[WEB_REDIRECT_URI],
                                                 tls_client_auth_subject_dn="CN=mtls-worker",

@@ -10,7 +10,7 @@ from pyramid_tokens import TokenError, TokenManager
 from pyramid_tokens.assertion import JWT_BEARER, ClientAssertionKey
 from pyramid_tokens.devidp import DevClient
 from tests.support.provider import WEB_REDIRECT_URI
-from tests.pyramid.conftest import base_settings, build_app, login
+from tests.support.web import base_settings, build_app, login
 
 FULL_SCOPE = "openid profile email offline_access api"
 
@@ -115,7 +115,7 @@ def test_login_refresh_and_revocation_use_private_key_jwt(make_idp, keys):
     renewed = app.get("/token", params={"force": "1"}).json
     assert renewed["access_token"] != first["access_token"]
     store = app.app.registry["pyramid_tokens.manager"].user_tokens.store
-    (refresh_token,) = [v["refresh_token"] for k, (_, v) in store._data.items() if not k.startswith("rotated:")]
+    (refresh_token,) = [v["refresh_token"] for k, v in store.items() if not k.startswith("rotated:")]
     app.get("/logout").forms[0].submit()
     counters = idp.provider.counters()
     assert counters["token"]["authorization_code"] == 1 and counters["token"]["refresh_token"] == 1
