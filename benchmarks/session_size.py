@@ -18,7 +18,8 @@ import webtest
 from pyramid_tokens.devidp import DevUser
 from pyramid_tokens.errors import TokenError
 from pyramid_tokens.tokens import dumps
-from pyramid_tokens.web.request import COOKIE_LIMIT, HANDLE
+from pyramid_tokens.beakerstores import COOKIE_LIMIT
+from pyramid_tokens.web.request import HANDLE
 
 from apps import tokens_app, tokens_settings
 from fixtures import provider, webtest_login
