@@ -41,7 +41,9 @@ def session_settings(session_type: str = "memory", **extra: str) -> dict[str, st
         "session.samesite": "Lax",
     }
     if session_type == "cookie":
-        settings.update({"session.validate_key": "v" * 32, "session.save_accessed_time": "false"})
+        # encrypted, as the package requires when the cookie carries the tokens
+        settings.update({"session.validate_key": "v" * 32, "session.encrypt_key": "e" * 32,
+                         "session.save_accessed_time": "false"})
     settings.update(extra)
     return settings
 

@@ -19,6 +19,9 @@ from .tokens import AccessToken, dumps
 
 log = logging.getLogger(__name__)
 
+#: memoised cache keys (by the caller's arguments) kept at most; further combinations are keyed per call
+KEYS_MAX = 4096
+
 
 class ClientTokens:
     """The client-credentials tokens of all configured clients, through one cache."""
@@ -35,6 +38,8 @@ class ClientTokens:
         self.lock_timeout = lock_timeout
         #: memo of cache keys per (name, scope, resource) of calls without extra parameters
         self._keys: dict[tuple[str | None, str | None, str | None], str] = {}
+        #: the cache key per (name, scope, resource) as the caller passed them, defaults not yet applied
+        self._call_keys: dict[tuple[str | None, str | None, str | None], str] = {}
         #: per cache key: the stored record last parsed, its AccessToken and renewal deadline
         self._parsed: dict[str, tuple[dict[str, Any], AccessToken, float | None]] = {}
 
@@ -70,6 +75,14 @@ class ClientTokens:
         the cache saves requests, it must not stop the client.
         """
         try:
+            if not force_renewal and not parameters:
+                # The cached branch in this frame: the record this call's key last parsed, still the stored one.
+                key = self._call_keys.get((name, scope, resource))
+                if key is not None:
+                    seen = self.cache.get(key)
+                    hit = self._parsed.get(key)
+                    if hit is not None and hit[0] is seen and (hit[2] is None or self.clock() < hit[2]):
+                        return hit[1]
             return self._get(name, force_renewal=force_renewal, scope=scope, resource=resource, parameters=parameters)
         except StoreUnavailable as exc:
             log.warning("client %s: token cache unavailable (%s); requesting a token directly", name or "(oidc client)",
@@ -82,9 +95,12 @@ class ClientTokens:
     def _get(self, name: str | None = None, *, force_renewal: bool = False, scope: str | None = None,
              resource: str | None = None, parameters: Mapping[str, Any] | None = None) -> AccessToken:
         default_scope, default_resource = self.defaults.get(name, (None, None))
+        call = (name, scope, resource)
         scope = scope if scope is not None else default_scope
         resource = resource if resource is not None else default_resource
         key = self.cache_key(name, scope, resource, parameters)
+        if not parameters and len(self._call_keys) < KEYS_MAX:
+            self._call_keys[call] = key
         seen = self.cache.get(key)
         if seen is not None and not force_renewal:
             token, deadline = self._parse(key, seen)

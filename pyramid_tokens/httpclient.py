@@ -25,9 +25,14 @@ import time
 from typing import Any, Callable, Sequence
 from urllib.parse import urljoin, urlsplit
 
+from collections import OrderedDict
+
 import requests
 from requests.adapters import HTTPAdapter
-from requests.cookies import extract_cookies_to_jar
+from requests.cookies import cookiejar_from_dict, extract_cookies_to_jar
+from requests.hooks import default_hooks
+from requests.models import DEFAULT_REDIRECT_LIMIT
+from requests.utils import default_headers
 from urllib3.exceptions import InvalidHeader, MaxRetryError, ReadTimeoutError
 from urllib3.util import Retry
 
@@ -235,13 +240,23 @@ class TokenSession(requests.Session):
     """
 
     def __init__(self, client: "NamedClient", auth: TokenAuth | None = None) -> None:
-        super().__init__()
+        # requests.Session.__init__ minus its two default HTTPAdapters (a pool manager each), which would be
+        # built only to be replaced by the client's shared one; a test compares this with requests.Session().
+        self.headers = default_headers()
+        self.auth = auth
+        self.proxies = {}
+        self.hooks = default_hooks()
+        self.params = {}
+        self.stream = False
+        self.verify = True
+        self.cert = None
+        self.max_redirects = DEFAULT_REDIRECT_LIMIT
+        self.trust_env = True
+        self.cookies = cookiejar_from_dict({})
+        self.adapters = OrderedDict([("https://", client.adapter), ("http://", client.adapter)])
         self.client = client
         self.base_url = client.base_url
         self.timeout = client.timeout
-        self.auth = auth
-        self.mount("https://", client.adapter)
-        self.mount("http://", client.adapter)
 
     def url_for(self, url: str | bytes) -> str:
         """``url`` resolved against the base URL (see the class docstring)."""

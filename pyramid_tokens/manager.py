@@ -116,7 +116,7 @@ class TokenManager:
                               handle: str = LOCAL_USER, store: TokenStore | None = None) -> AccessToken:
         """The user's access token, refreshed first when due (plain Python: the ``device_login`` user)."""
         users = self.user_tokens if self.user_tokens is not None else self._users()  # one call less per token
-        return users.get_access_token(handle, force_renewal=force_renewal, resource=resource, store=store)
+        return users.access(handle, force_renewal=force_renewal, resource=resource, store=store)[0]
 
     def revoke_user_refresh_token(self, *, handle: str = LOCAL_USER, store: TokenStore | None = None) -> bool:
         """Revoke the user's refresh token at the provider and forget it."""

@@ -379,3 +379,24 @@ def test_closing_the_client_closes_its_pool(app, make_client):
     client.session(None).get("a")
     first, second = (r["port"] for r in app.seen)
     assert first != second
+
+
+def test_a_session_starts_as_requests_session_does_with_the_clients_adapter_mounted(app, make_client):
+    client = make_client()
+    session, plain = client.session(None), requests.Session()
+    ours = vars(session)
+    for name, value in vars(plain).items():  # every attribute requests gives a new session, today and in future
+        assert name in ours, name
+        if name == "adapters":
+            assert list(ours[name]) == list(value) and set(map(id, ours[name].values())) == {id(client.adapter)}
+        elif name == "cookies":
+            assert type(ours[name]) is type(value) and len(ours[name]) == 0
+        else:
+            assert ours[name] == value, name
+    assert ours["headers"] is not plain.headers and ours["hooks"]["response"] == []
+    first, second = client.session(None), client.session(None)
+    first.headers["X-Only"] = "first"
+    first.cookies.set("c", "1")
+    assert first.get("a").request.headers["X-Only"] == "first"
+    assert "X-Only" not in second.headers and len(second.cookies) == 0  # nothing shared between sessions
+    assert "X-Only" not in second.get("a").request.headers
