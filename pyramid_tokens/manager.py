@@ -61,6 +61,8 @@ class TokenManager:
             clients, client_cache, clock=clock, buffer=options.cache_lifetime_buffer,
             defaults={name: (o.scope, o.resource) for name, o in options.clients.items()},
         )
+        if type(self).get_client_access_token is TokenManager.get_client_access_token:  # an override in a subclass wins
+            self.get_client_access_token = self.client_tokens.get  # the same call, a frame less (~250 ns in all)
         self.user_tokens: UserTokens | None = None
         if self.oidc is not None:
             store = user_store if user_store is not None else MemoryStore(clock)  # an empty store is falsy
