@@ -21,6 +21,7 @@ propagates as is. This module imports no web framework.
 from __future__ import annotations
 
 import functools
+import re
 import time
 from typing import Any, Callable, Sequence
 from urllib.parse import urljoin, urlsplit
@@ -109,6 +110,13 @@ class BackoffRetry(Retry):
             self._sleep(delay)
 
 
+#: a relative reference that urljoin only appends to a directory base: no scheme, authority or absolute path,
+#: no dot or empty segment, no empty query or fragment (urljoin drops those), no space, control or non-ASCII
+#: character (checked against urljoin by a property test)
+_APPENDABLE = re.compile(r"(?!/)(?!.*//)(?!.*(?:^|/)\.\.?(?:[/?#;]|$))(?!.*\?(?:#|$))(?!.*#$)"
+                         r"[A-Za-z0-9_~%!$&'()*+,=@?#/.\-]*")
+
+
 def _body_position(body: Any) -> int | None | bool:
     """Where a replay must rewind the body to: ``None`` for in-memory bodies, an offset for a
     seekable file, ``False`` when the body is a stream or generator that cannot be sent again."""
@@ -143,10 +151,11 @@ class TokenAuth(requests.auth.AuthBase):
         self.dpop_nonces = dpop_nonces if dpop_nonces is not None else DPoPNonces()
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        if self.origin is not None and _origin(r.url) != self.origin:
+        origin = _origin(r.url)  # once: urlsplit is about a microsecond
+        if self.origin is not None and origin != self.origin:
             return r
         self.attach(r, self.token_source(False))
-        hook = functools.partial(self.handle_401, body_pos=_body_position(r.body), origin=_origin(r.url))
+        hook = functools.partial(self.handle_401, body_pos=_body_position(r.body), origin=origin)
         r.register_hook("response", hook)
         return r
 
@@ -262,6 +271,8 @@ class TokenSession(requests.Session):
         """``url`` resolved against the base URL (see the class docstring)."""
         if isinstance(url, bytes):
             url = url.decode("utf-8")
+        if self.client.appends and _APPENDABLE.fullmatch(url):
+            return self.base_url + url  # what urljoin returns for it, without urljoin's ~5 µs
         return urljoin(self.base_url, url)
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
@@ -308,6 +319,10 @@ class NamedClient:
         self.retry = tuple(retry)
         self.timeout = timeout
         self.replay_unsafe_methods = replay_unsafe_methods
+        #: ``urljoin(base_url, x)`` is ``base_url + x`` for every :data:`_APPENDABLE` x (no query, fragment,
+        #: dot segment or empty segment in the base that urljoin would rewrite)
+        self.appends = urljoin(self.base_url, "a/b?c#d") == self.base_url + "a/b?c#d" and \
+            not urlsplit(self.base_url).query and "#" not in self.base_url
         self.adapter = HTTPAdapter(pool_maxsize=pool_maxsize, max_retries=BackoffRetry.from_delays(self.retry))
 
     def session(self, token_source: TokenSource | None, *, cert: Any = None,
