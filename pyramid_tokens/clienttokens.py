@@ -41,12 +41,11 @@ class ClientTokens:
         self._keys: dict[tuple[str | None, str | None, str | None], str] = {}
         #: with a MemoryStore, per (name, scope, resource) as the caller passed them: ``(cache key, the store's
         #: entry, its AccessToken, renewal deadline or inf)``, reused while the store holds that very entry
-        self._hot: dict[tuple[str | None, str | None, str | None], tuple[str, Any, AccessToken, float | None]] = {}
-        #: a plain MemoryStore's dict, read inline on the cached branch: its ``get`` is a frame more, and its
-        #: expiry check is implied (an entry outlives its token's renewal deadline, the one thing checked here;
-        #: every write or delete replaces the entry object, so an identical one is the record that was parsed)
-        self._memory = cache._data if type(cache) is MemoryStore else None
-        self._peek = self._memory.get if self._memory is not None else None
+        self._hot: dict[tuple[str | None, str | None, str | None], tuple[str, Any, AccessToken, float]] = {}
+        #: a plain MemoryStore's ``dict.get``, read inline on the cached branch: its ``get`` is a frame more, and
+        #: its expiry check is implied (an entry outlives its token's renewal deadline, the one thing checked
+        #: here; every write or delete replaces the entry object, so an identical one is the record parsed)
+        self._peek = cache._data.get if type(cache) is MemoryStore else None
         #: per cache key: the stored record last parsed, its AccessToken and renewal deadline
         self._parsed: dict[str, tuple[dict[str, Any], AccessToken, float | None]] = {}
 
@@ -109,8 +108,8 @@ class ClientTokens:
         if seen is not None and not force_renewal:
             token, deadline = self._parse(key, seen)
             if deadline is None or self.clock() < deadline:
-                if self._memory is not None and not parameters and (call in self._hot or len(self._hot) < HOT_MAX):
-                    held = self._memory.get(key)
+                if self._peek is not None and not parameters and (call in self._hot or len(self._hot) < HOT_MAX):
+                    held = self._peek(key)
                     if held is not None and held[1] is seen:
                         self._hot[call] = (key, held, token, math.inf if deadline is None else deadline)
                 return token
