@@ -41,6 +41,7 @@ def session_settings(session_type: str = "memory", **extra: str) -> dict[str, st
         "session.samesite": "Lax",
     }
     if session_type == "cookie":
+        # encrypted, as the package requires when the cookie carries the tokens
         settings.update({"session.validate_key": "v" * 32, "session.encrypt_key": "e" * 32,
                          "session.save_accessed_time": "false"})
     settings.update(extra)
@@ -114,12 +115,13 @@ def static_app(settings: dict[str, str]) -> Any:
     view = _record_token_view if settings.get("bench.read") == "record" else _static_token_view
     config = Configurator(settings={k: v for k, v in settings.items() if k.startswith("session.")})
     config.include("pyramid_beaker")
+    # the tokens app's routes in the tokens app's order: /public is matched after as many routes in both
     config.add_route("token", "/token")
     config.add_view(view, route_name="token")
-    config.add_route("seed", "/seed")
-    config.add_view(_seed, route_name="seed", request_method="POST")
     config.add_route("public", "/public")
     config.add_view(_public, route_name="public")
+    config.add_route("seed", "/seed")
+    config.add_view(_seed, route_name="seed", request_method="POST")
     return config.make_wsgi_app()
 
 

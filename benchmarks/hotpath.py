@@ -33,6 +33,7 @@ from typing import Any, Callable
 import webtest
 from authlib.integrations.requests_client import OAuth2Session
 from authlib.oauth2.rfc6749 import OAuth2Token
+from pyramid.interfaces import IRequestFactory
 from pyramid.request import Request, apply_request_extensions
 
 from pyramid_tokens.stores import MemoryStore
@@ -61,6 +62,8 @@ class LoggedIn:
         webtest_login(browser)
         self.cookie = f"sid={browser.cookies['sid']}"
         self.registry = self.app.registry
+        #: the app's request class (the package puts its request methods on it at configuration time)
+        self.request_factory = self.registry.queryUtility(IRequestFactory, default=Request)
         self.manager = self.registry["pyramid_tokens.manager"]
         request = self.request()
         token = request.get_user_access_token()
@@ -85,9 +88,9 @@ class LoggedIn:
         return f"sid={browser.cookies['sid']}"
 
     def request(self, cookie: str | None = None) -> Request:
-        request = Request.blank("/token", headers={"Cookie": cookie or self.cookie})
+        request = self.request_factory.blank("/token", headers={"Cookie": cookie or self.cookie})
         request.registry = self.registry
-        apply_request_extensions(request)
+        apply_request_extensions(request)  # as Pyramid's router makes a request
         return request
 
 

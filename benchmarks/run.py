@@ -41,6 +41,7 @@ STORM = os.path.join(HERE, "refresh_storm.py")
 
 def run_sections(only: set[str], quick: bool) -> tuple[list[Row], list[str]]:
     import clientcreds
+    import garbage
     import hotpath
     import session_size
     import throughput
@@ -51,7 +52,8 @@ def run_sections(only: set[str], quick: bool) -> tuple[list[Row], list[str]]:
         counters = idp.provider.counters
         for key, run in (
                 ("1", lambda: hotpath.run(idp.issuer, quick=quick)),
-                ("2", lambda: throughput.run_section2(idp.issuer, counters, quick=quick)),
+                ("2", lambda: _joined(throughput.run_section2(idp.issuer, counters, quick=quick),
+                                      garbage.rows(idp.issuer))),
                 ("3", lambda: throughput.run_section3(idp.issuer, quick=quick)),
                 ("4", lambda: clientcreds.run(idp.issuer, counters, quick=quick)),
                 ("5", lambda: session_size.run(idp.issuer))):
@@ -64,6 +66,10 @@ def run_sections(only: set[str], quick: bool) -> tuple[list[Row], list[str]]:
             notes += extra
             print(f"[{key}] done in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
     return rows, notes
+
+
+def _joined(*sections: tuple[list[Row], list[str]]) -> tuple[list[Row], list[str]]:
+    return [row for rows, _ in sections for row in rows], [note for _, notes in sections for note in notes]
 
 
 def storm(quick: bool) -> str:

@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import time
 from typing import Any
 
@@ -25,6 +26,8 @@ from .errors import ConfigurationError, TokenError
 from .stores import PROCESS_LOCKS, SessionDictStore, TokenStore, file_lock
 from .tokens import dumps
 
+#: Beaker containers a :class:`BeakerStore` keeps made (one per logged-in user read lately); the oldest go first
+NAMESPACES_KEPT = 1024
 #: the most of one cookie (name and value) that browsers keep (RFC 6265 §6.1: at least 4096 bytes)
 COOKIE_LIMIT = 4096
 
@@ -44,6 +47,8 @@ class BeakerStore(TokenStore):
         self.type = type
         self.clock = clock
         self._args = namespace_args
+        self._namespaces: dict[str, Any] = {}
+        self._guard = threading.Lock()
         lock_dir = namespace_args.get("lock_dir") or (
             namespace_args["data_dir"] + "/container_file_lock" if namespace_args.get("data_dir") else None)
         #: cross-process locks (file and dbm containers live on this host's disk)
@@ -52,7 +57,20 @@ class BeakerStore(TokenStore):
             os.makedirs(self._lock_dir, mode=0o700, exist_ok=True)
 
     def _namespace(self, key: str) -> Any:
-        return self._namespace_class(f"pyramid_tokens:{key}", **self._args)
+        """The key's Beaker container, made once and kept (at most :data:`NAMESPACES_KEPT`).
+
+        Making one hashes its file name, checks its directories and registers its lock, about half the
+        cost of a read; Beaker's own caches share one container between threads the same way (its open
+        count and read/write lock serialise them), and each read still loads the file afresh.
+        """
+        ns = self._namespaces.get(key)
+        if ns is None:
+            ns = self._namespace_class(f"pyramid_tokens:{key}", **self._args)
+            with self._guard:
+                if len(self._namespaces) >= NAMESPACES_KEPT:
+                    self._namespaces.pop(next(iter(self._namespaces)), None)
+                ns = self._namespaces.setdefault(key, ns)
+        return ns
 
     def get(self, key: str) -> dict[str, Any] | None:
         ns = self._namespace(key)

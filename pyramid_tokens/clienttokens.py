@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from typing import Any, Mapping
 
 from .clock import Clock, system_clock
 from .errors import InvalidResponse, ProviderUnavailable, TokenError
 from .tokenclient import TokenClient
 from .errors import StoreUnavailable
-from .stores import TokenStore
+from .stores import MemoryStore, TokenStore
 from .tokens import AccessToken, dumps
 
 log = logging.getLogger(__name__)
+
+#: cached branches (by the caller's arguments) kept at most; further combinations take the full path
+HOT_MAX = 4096
 
 
 class ClientTokens:
@@ -35,6 +39,13 @@ class ClientTokens:
         self.lock_timeout = lock_timeout
         #: memo of cache keys per (name, scope, resource) of calls without extra parameters
         self._keys: dict[tuple[str | None, str | None, str | None], str] = {}
+        #: with a MemoryStore, per (name, scope, resource) as the caller passed them: ``(cache key, the store's
+        #: entry, its AccessToken, renewal deadline or inf)``, reused while the store holds that very entry
+        self._hot: dict[tuple[str | None, str | None, str | None], tuple[str, Any, AccessToken, float]] = {}
+        #: a plain MemoryStore's ``dict.get``, read inline on the cached branch: its ``get`` is a frame more, and
+        #: its expiry check is implied (an entry outlives its token's renewal deadline, the one thing checked
+        #: here; every write or delete replaces the entry object, so an identical one is the record parsed)
+        self._peek = cache._data.get if type(cache) is MemoryStore else None
         #: per cache key: the stored record last parsed, its AccessToken and renewal deadline
         self._parsed: dict[str, tuple[dict[str, Any], AccessToken, float | None]] = {}
 
@@ -62,7 +73,9 @@ class ClientTokens:
         identity = dumps([client.client_id, where, name, scope, resource, dict(parameters or {})])
         return "client:" + hashlib.sha256(identity.encode()).hexdigest()
 
-    def get(self, name: str | None = None, *, force_renewal: bool = False, scope: str | None = None,
+    # Not keyword-only, unlike the rest of the API: CPython fills missing keyword-only arguments from a dict,
+    # about 40 ns a call, a fifth of a cached token (TokenManager.get_client_access_token is this method).
+    def get(self, name: str | None = None, force_renewal: bool = False, scope: str | None = None,
             resource: str | None = None, parameters: Mapping[str, Any] | None = None) -> AccessToken:
         """The client's token, from the cache when it has more than the buffer left.
 
@@ -70,6 +83,11 @@ class ClientTokens:
         the cache saves requests, it must not stop the client.
         """
         try:
+            if not force_renewal and not parameters:
+                # The cached branch in this frame: what the store held when this call last parsed it, still there.
+                hot = self._hot.get((name, scope, resource))
+                if hot is not None and self._peek(hot[0]) is hot[1] and self.clock() < hot[3]:
+                    return hot[2]
             return self._get(name, force_renewal=force_renewal, scope=scope, resource=resource, parameters=parameters)
         except StoreUnavailable as exc:
             log.warning("client %s: token cache unavailable (%s); requesting a token directly", name or "(oidc client)",
@@ -82,6 +100,7 @@ class ClientTokens:
     def _get(self, name: str | None = None, *, force_renewal: bool = False, scope: str | None = None,
              resource: str | None = None, parameters: Mapping[str, Any] | None = None) -> AccessToken:
         default_scope, default_resource = self.defaults.get(name, (None, None))
+        call = (name, scope, resource)
         scope = scope if scope is not None else default_scope
         resource = resource if resource is not None else default_resource
         key = self.cache_key(name, scope, resource, parameters)
@@ -89,6 +108,10 @@ class ClientTokens:
         if seen is not None and not force_renewal:
             token, deadline = self._parse(key, seen)
             if deadline is None or self.clock() < deadline:
+                if self._peek is not None and not parameters and (call in self._hot or len(self._hot) < HOT_MAX):
+                    held = self._peek(key)
+                    if held is not None and held[1] is seen:
+                        self._hot[call] = (key, held, token, math.inf if deadline is None else deadline)
                 return token
         with self.cache.lock(key, self.lock_timeout):
             current = self.cache.get(key)

@@ -61,6 +61,8 @@ class TokenManager:
             clients, client_cache, clock=clock, buffer=options.cache_lifetime_buffer,
             defaults={name: (o.scope, o.resource) for name, o in options.clients.items()},
         )
+        if type(self).get_client_access_token is TokenManager.get_client_access_token:  # an override in a subclass wins
+            self.get_client_access_token = self.client_tokens.get  # the same call, a frame less (~250 ns in all)
         self.user_tokens: UserTokens | None = None
         if self.oidc is not None:
             store = user_store if user_store is not None else MemoryStore(clock)  # an empty store is falsy
@@ -116,7 +118,7 @@ class TokenManager:
                               handle: str = LOCAL_USER, store: TokenStore | None = None) -> AccessToken:
         """The user's access token, refreshed first when due (plain Python: the ``device_login`` user)."""
         users = self.user_tokens if self.user_tokens is not None else self._users()  # one call less per token
-        return users.get_access_token(handle, force_renewal=force_renewal, resource=resource, store=store)
+        return users.access(handle, force_renewal=force_renewal, resource=resource, store=store)[0]
 
     def revoke_user_refresh_token(self, *, handle: str = LOCAL_USER, store: TokenStore | None = None) -> bool:
         """Revoke the user's refresh token at the provider and forget it."""

@@ -105,6 +105,16 @@ class UserTokens:
     def get_access_token(self, handle: str, *, force_renewal: bool = False, resource: str | None = None,
                          store: TokenStore | None = None) -> AccessToken:
         """The user's access token (for ``resource``), refreshed first when it is due."""
+        return self.access(handle, force_renewal=force_renewal, resource=resource, store=store)[0]
+
+    def access(self, handle: str, *, force_renewal: bool = False, resource: str | None = None,
+               store: TokenStore | None = None) -> tuple[AccessToken, float | None]:
+        """:meth:`get_access_token` with the token's renewal deadline (POSIX time, ``None``: never due).
+
+        The deadline of a stored token is computed once per stored record (see :meth:`_parsed_token`),
+        so a caller that keeps the token for a while (the Pyramid layer, for one request) compares
+        ``clock() < deadline`` and does no datetime arithmetic of its own.
+        """
         store = self.store if store is None else store  # not ``or``: an empty MemoryStore is falsy
         seen = store.get(handle)
         if seen is None:
@@ -117,8 +127,9 @@ class UserTokens:
                 if parsed is None or parsed[0] != data:
                     parsed = self._parsed_token(handle, resource, data)
                 if parsed[2] is None or self.clock() < parsed[2]:  # i.e. not token.renewal_due(margin, now)
-                    return parsed[1]
-        return self._renew(handle, store, seen, resource, force_renewal)
+                    return parsed[1], parsed[2]
+        token = self._renew(handle, store, seen, resource, force_renewal)
+        return token, token.renewal_deadline(self.margin)
 
     def _parsed_token(self, handle: str, resource: str | None,
                       data: dict[str, Any]) -> tuple[dict[str, Any], AccessToken, float | None]:

@@ -10,10 +10,11 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-from pyramid.config import Configurator, PHASE1_CONFIG
+from pyramid.config import Configurator, PHASE1_CONFIG, PHASE3_CONFIG
 from pyramid.csrf import LegacySessionCSRFStoragePolicy
 from pyramid.exceptions import ConfigurationError as PyramidConfigurationError
-from pyramid.interfaces import ICSRFStoragePolicy, ISessionFactory
+from pyramid.interfaces import ICSRFStoragePolicy, IRequestExtensions, IRequestFactory, IRoutesMapper, ISessionFactory
+from pyramid.request import Request
 
 from ..clock import system_clock
 from ..errors import ConfigurationError, LoginRequired, TemporarilyUnavailable, TokenError
@@ -23,6 +24,7 @@ from ..options import ClientCredentialsOptions, HttpClientOptions, Options, Sess
 from ..storeselection import user_store_for
 from .csrf import SessionCookieCSRFStoragePolicy
 from .registry import CLOCK, COOKIE_SESSION, MANAGER, OPTIONS, PENDING
+from .request import RequestMethods
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +56,9 @@ def includeme(config: Configurator) -> None:
     config.add_directive("add_http_client", add_http_client)
     config.add_directive("add_client_credentials_client", add_client_credentials_client)
 
-    from . import request as req
-
-    config.add_request_method(req.get_user_access_token, "get_user_access_token")
-    config.add_request_method(req.revoke_user_refresh_token, "revoke_user_refresh_token")
-    config.add_request_method(req.get_client_access_token, "get_client_access_token")
-    config.add_request_method(req.http_client, "http_client")
+    # After every default-order action (an app's set_request_factory, its add_route calls), once.
+    config.action(None, _install_request_methods, args=(config.registry,), order=PHASE3_CONFIG + 1)
+    config.action(None, _routes_after_the_apps, args=(config.registry,), order=PHASE3_CONFIG + 1)
     # The one way LoginRequired becomes a challenge: an exception view (free on routes that never raise).
     config.add_view("pyramid_tokens.web.views.login_required_view", context=LoginRequired)
     # The provider or a shared store down, a lock held past the bounded wait: a 503 to retry.
@@ -102,6 +101,48 @@ def _build_manager(registry: Any) -> None:
     registry[MANAGER] = manager
     registry[COOKIE_SESSION] = manager.user_tokens is not None and options.session.in_cookie and \
         options.store == "session"
+
+
+def _install_request_methods(registry: Any) -> None:
+    """The request methods on the app's request class: a subclass of its request factory, made once.
+
+    ``config.add_request_method`` would bind them onto every request instead (see :class:`RequestMethods`).
+    """
+    factory = registry.queryUtility(IRequestFactory, default=Request)
+    if isinstance(factory, type):
+        if not issubclass(factory, RequestMethods):
+            methods = type(factory.__name__, (RequestMethods, factory), {"__module__": factory.__module__})
+            registry.registerUtility(methods, IRequestFactory)
+        return
+    # A factory that is not a class has no class to extend: Pyramid binds the methods per request, as before.
+    extensions = registry.queryUtility(IRequestExtensions)
+    if extensions is None:
+        from pyramid.config.factories import _RequestExtensions  # what add_request_method registers; no public name
+
+        extensions = _RequestExtensions()
+        registry.registerUtility(extensions, IRequestExtensions)
+    for name in ("get_user_access_token", "revoke_user_refresh_token", "get_client_access_token", "http_client"):
+        extensions.methods.setdefault(name, getattr(RequestMethods, name))
+
+
+def _routes_after_the_apps(registry: Any) -> None:
+    """Match the package's routes (login, callback, logout...) after the app's own, which every request tries first.
+
+    Included first, they would be tried (and fail) ahead of each app route on every request. They move back
+    only as far as no app route that answers one of their paths, so every path still reaches the route it
+    reached before. Pyramid has no call to order routes: this reorders its mapper's ``routelist`` in place.
+    """
+    mapper = registry.queryUtility(IRoutesMapper)
+    routes = mapper.get_routes() if mapper is not None else []
+    places = [i for i, route in enumerate(routes) if route.name.startswith("pyramid_tokens.")]
+    if not places or places != list(range(places[0], places[0] + len(places))):
+        return  # none, or not added together: leave the order alone
+    first, ours = places[0], routes[places[0]:places[-1] + 1]
+    paths = ["/" + route.pattern.lstrip("/") for route in ours]
+    after = routes[places[-1] + 1:]
+    stop = next((i for i, route in enumerate(after) if any(route.match(path) is not None for path in paths)),
+                len(after))
+    routes[first:] = after[:stop] + ours + after[stop:]
 
 
 def add_http_client(config: Configurator, name: str, *, base_url: str, token: str = "user",

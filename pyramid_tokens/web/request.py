@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from functools import cached_property
+import weakref
 from typing import Any
 
 import requests
@@ -29,43 +29,65 @@ def session_handle(session: Any) -> str | None:
 
 
 class UserBinding:
-    """This request's user: the handle in its session and the store that holds its tokens."""
+    """This request's user: the handle in its session and the store that holds its tokens.
+
+    It holds the request by a weak reference: a binding kept in ``request.__dict__`` that pointed
+    back at its request would make every request that touches tokens a reference cycle, garbage for
+    the cyclic collector instead of memory freed when the request ends.
+    """
 
     def __init__(self, request: Request) -> None:
-        self.request = request
+        self._request = weakref.ref(request)
         self.manager = request.registry[MANAGER]
+        self.clock = self.manager.clock
         self.in_cookie = bool(request.registry.get(COOKIE_SESSION))
         self._alive: bool | None = None
+        self._store: TokenStore | None = None
         #: per resource: the token this request already read and the time it becomes due for renewal
-        self._tokens: dict[str | None, tuple[AccessToken, float | None]] = {}
+        self.tokens: dict[str | None, tuple[AccessToken, float | None]] = {}
+
+    @property
+    def request(self) -> Request:
+        request = self._request()
+        if request is None:  # only a binding kept past its request (a session or closure outliving it)
+            raise LoginRequired("the request this user's tokens belong to has ended")
+        return request
 
     def access_token(self, *, force_renewal: bool = False, resource: str | None = None) -> AccessToken:
         """The user's token. Like the session, the stored record is read at most once per request:
         later calls reuse the token while it is not due for renewal (checked on every call)."""
         if not force_renewal:
-            hit = self._tokens.get(resource)
-            if hit is not None and (hit[1] is None or self.manager.clock() < hit[1]):
+            hit = self.tokens.get(resource)
+            if hit is not None and (hit[1] is None or self.clock() < hit[1]):
                 return hit[0]
-        token = self.manager.get_user_access_token(force_renewal=force_renewal, resource=resource,
-                                                   handle=self.require_handle(), store=self.store)
-        self._tokens[resource] = (token, token.renewal_deadline(self.manager.options.refresh_before_expiration))
-        return token
+        users = self.manager.user_tokens
+        handle = self.require_handle()
+        # the deadline comes with the token: computed once per stored record, not per request
+        kept = self.tokens[resource] = users.access(handle, force_renewal=force_renewal, resource=resource,
+                                                    store=self.store)
+        return kept[0]
 
     def forget_tokens(self) -> None:
         """Drop what this request remembered (revocation, logout, an ended login)."""
-        self._tokens.clear()
+        self.tokens.clear()
 
     @property
     def handle(self) -> str | None:
         return session_handle(self.request.session)
 
-    @cached_property
+    @property
     def store(self) -> TokenStore:
-        # Computed once per request: the setting is fixed at start-up and request.session is reified.
-        if self.in_cookie:
-            return CookieSessionStore(self.request.session, self.manager.clock)
-        # one read of the record per request, shared by the security policy and the token read
-        return ReadOnceView(self.manager.user_tokens.store)
+        # Made once per request (not functools.cached_property: in Python 3.11 that takes one lock shared by
+        # every instance); the setting is fixed at start-up and request.session is reified.
+        store = self._store
+        if store is None:
+            if self.in_cookie:
+                store = CookieSessionStore(self.request.session, self.clock)
+            else:
+                # one read of the record per request, shared by the security policy and the token read
+                store = ReadOnceView(self.manager.user_tokens.store)
+            self._store = store
+        return store
 
     def require_handle(self) -> str:
         try:
@@ -114,6 +136,12 @@ def user_binding(request: Request) -> UserBinding:
 
 def get_user_access_token(request: Request, *, force_renewal: bool = False, resource: str | None = None) -> AccessToken:
     """The logged-in user's access token, refreshed first when it expires within the configured margin."""
+    # The valid-token path in this one frame: the token this request already read, its deadline not yet reached.
+    binding = request.__dict__.get("user_tokens")
+    if binding is not None and not force_renewal:
+        hit = binding.tokens.get(resource)
+        if hit is not None and (hit[1] is None or binding.clock() < hit[1]):
+            return hit[0]
     return user_binding(request).access_token(force_renewal=force_renewal, resource=resource)
 
 
@@ -144,3 +172,16 @@ def http_client(request: Request, name: str) -> requests.Session:
         session = manager.http_client(name)
     request.add_finished_callback(lambda _request: session.close())
     return session
+
+
+class RequestMethods:
+    """The SPEC's request methods, put on the application's request class once, at configuration time.
+
+    Pyramid's ``config.add_request_method`` binds each method onto every request (``apply_request_extensions``):
+    about a microsecond per method and a reference cycle per request, paid by routes that never touch tokens.
+    """
+
+    get_user_access_token = get_user_access_token
+    revoke_user_refresh_token = revoke_user_refresh_token
+    get_client_access_token = get_client_access_token
+    http_client = http_client

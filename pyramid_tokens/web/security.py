@@ -45,7 +45,10 @@ class OidcSecurityPolicy:
     def identity(self, request: Request) -> Identity | None:
         if request.registry.get(MANAGER) is None:
             return None
-        data = request.session.get(IDENTITY)
+        try:
+            data = request.session[IDENTITY]  # not .get: Beaker's session proxy serves it by a slow __getattr__
+        except KeyError:
+            return None
         if not data:
             return None
         if not user_binding(request).login_alive():

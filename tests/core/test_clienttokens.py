@@ -1,6 +1,7 @@
 """Client-credentials tokens through TokenManager, against the development provider over real HTTP."""
 from __future__ import annotations
 
+import inspect
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -8,6 +9,7 @@ import jwt
 import pytest
 
 from pyramid_tokens import TokenError, TokenManager
+from pyramid_tokens.stores import MemoryStore
 
 
 def manager(idp, clock=None, **settings):
@@ -50,6 +52,31 @@ def test_force_renewal_and_evict_request_a_new_token(idp):
     tm.client_tokens.evict("worker")
     assert tm.get_client_access_token("worker") not in (first, second)
     assert cc_requests(idp) == 3
+
+
+def test_a_token_another_manager_renewed_in_a_shared_cache_is_used_on_the_next_call(idp):
+    cache = MemoryStore()
+    settings = {"tokens.clients.worker.authority": idp.issuer, "tokens.clients.worker.client_id": "worker",
+                "tokens.clients.worker.client_secret": "worker-secret", "tokens.clients.worker.scope": "api"}
+    one, other = (TokenManager.from_settings(settings, client_cache=cache) for _ in range(2))
+    first = one.get_client_access_token("worker")
+    assert other.get_client_access_token("worker") == first and one.get_client_access_token("worker") == first
+    renewed = other.get_client_access_token("worker", force_renewal=True)
+    assert renewed != first
+    assert one.get_client_access_token("worker") == renewed  # the cached branch still asks the store
+    other.client_tokens.evict("worker")
+    third = one.get_client_access_token("worker")
+    assert third not in (first, renewed)
+    assert cc_requests(idp) == 3
+
+
+def test_the_managers_client_token_call_keeps_its_signature(idp):
+    tm = manager(idp)
+    documented = inspect.signature(TokenManager.get_client_access_token)
+    assert [p.name for p in inspect.signature(tm.get_client_access_token).parameters.values()] == \
+        [p.name for p in documented.parameters.values()][1:]  # the same names, in order, without self
+    assert tm.get_client_access_token(name="worker", scope=None, resource=None, parameters=None,
+                                      force_renewal=False) == tm.get_client_access_token("worker")
 
 
 def test_scope_and_resource_are_cached_apart(idp):

@@ -7,10 +7,12 @@ import socket
 import struct
 import threading
 import time
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urljoin
 
 import pytest
 import requests
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from urllib3 import HTTPResponse
 
 from pyramid_tokens.devidp.server import serve
@@ -379,3 +381,40 @@ def test_closing_the_client_closes_its_pool(app, make_client):
     client.session(None).get("a")
     first, second = (r["port"] for r in app.seen)
     assert first != second
+
+
+def test_a_session_starts_as_requests_session_does_with_the_clients_adapter_mounted(app, make_client):
+    client = make_client()
+    session, plain = client.session(None), requests.Session()
+    ours = vars(session)
+    for name, value in vars(plain).items():  # every attribute requests gives a new session, today and in future
+        assert name in ours, name
+        if name == "adapters":
+            assert list(ours[name]) == list(value) and set(map(id, ours[name].values())) == {id(client.adapter)}
+        elif name == "cookies":
+            assert type(ours[name]) is type(value) and len(ours[name]) == 0
+        else:
+            assert ours[name] == value, name
+    assert ours["headers"] is not plain.headers and ours["hooks"]["response"] == []
+    first, second = client.session(None), client.session(None)
+    first.headers["X-Only"] = "first"
+    first.cookies.set("c", "1")
+    assert first.get("a").request.headers["X-Only"] == "first"
+    assert "X-Only" not in second.headers and len(second.cookies) == 0  # nothing shared between sessions
+    assert "X-Only" not in second.get("a").request.headers
+
+
+@settings(max_examples=300, deadline=None)
+@given(url=st.text(alphabet="ab./?#;:=%&@-_~\\ \t", max_size=16))
+@example(url="a/../b")
+@example(url="./a")
+@example(url="a//b")
+@example(url="x?y=./z")
+@example(url="\tx")
+def test_url_for_resolves_every_relative_url_exactly_as_urljoin_does(url):
+    for base in ("http://h/api/", "http://h", "https://h:8443/a/b/"):
+        session = NamedClient("x", base).session(None)
+        assert session.url_for(url) == urljoin(session.base_url, url), (base, url)
+    for odd in ("http://h/a/../b/", "http://h/a//b/"):  # a base urljoin rewrites: never appended to
+        session = NamedClient("x", odd).session(None)
+        assert session.url_for(url) == urljoin(session.base_url, url), (odd, url)
