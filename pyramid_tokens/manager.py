@@ -17,6 +17,7 @@ from .clock import Clock, system_clock
 from .discovery import Discovery
 from .dpop import DPoPNonces
 from .errors import ConfigurationError, LoginRequired
+from .exchange import TokenExchanges, exchange_clients
 from .httpclient import NamedClient
 from .oidc import OidcClient
 from .logins import Logins
@@ -71,6 +72,17 @@ class TokenManager:
                 clock=clock, refresh_before_expiration=options.refresh_before_expiration, ttl=session_ttl,
                 validate_id_token=self.oidc.validate_refreshed_id_token,
             )
+        #: token exchanges (RFC 8693): the exchanging client per exchange; tokens cached with the login
+        self.exchanges = TokenExchanges(
+            options.exchange,
+            exchange_clients(options.exchange, default=self.oidc, clients=clients, make=lambda opts: TokenClient(
+                opts.credentials, transport=self.transport, clock=clock,  # type: ignore[arg-type]
+                discovery=self.discovery(options.oidc.authority if options.oidc is not None else
+                                         options.clients[opts.subject_client].authority or ""),
+                dpop_nonces=self.dpop_nonces)),
+            users=self.user_tokens, client_tokens=self.client_tokens, clock=clock,
+            margin=options.refresh_before_expiration,
+        )
         #: ended logins (logout, back-channel logout): beside the user tokens, or for cookie sessions in the
         #: client token cache, the one store that is server-side then (shared with tokens.cache = redis://...)
         self.logins = Logins(user_store if user_store is not None else client_cache, clock=clock, ttl=session_ttl)
@@ -118,6 +130,15 @@ class TokenManager:
         users = self.user_tokens if self.user_tokens is not None else self._users()  # one call less per token
         return users.get_access_token(handle, force_renewal=force_renewal, resource=resource, store=store)
 
+    def get_exchanged_token(self, name: str, *, handle: str | None = None, store: TokenStore | None = None,
+                            force_renewal: bool = False) -> AccessToken:
+        """The token of the exchange ``tokens.exchange.NAME`` (RFC 8693), exchanged first when due.
+
+        For ``subject = user`` it acts for the login ``handle`` (plain Python: the ``device_login`` user).
+        """
+        return self.exchanges.get(name, handle=LOCAL_USER if handle is None else handle, store=store,
+                                  force_renewal=force_renewal)
+
     def revoke_user_refresh_token(self, *, handle: str = LOCAL_USER, store: TokenStore | None = None) -> bool:
         """Revoke the user's refresh token at the provider and forget it."""
         return self._users().revoke_refresh_token(handle, store=store)
@@ -163,6 +184,9 @@ class TokenManager:
             return None
         if opts.token == "user":
             return lambda force: self.get_user_access_token(force_renewal=force, handle=handle, store=store)
+        if opts.token.startswith("exchange:"):
+            exchange = opts.token[9:]
+            return lambda force: self.get_exchanged_token(exchange, force_renewal=force, handle=handle, store=store)
         client = opts.client_name
         return lambda force: self.get_client_access_token(client, force_renewal=force)
 
@@ -170,8 +194,8 @@ class TokenManager:
                     user_token: Callable[[bool], AccessToken] | None = None) -> requests.Session:
         """A ``requests.Session`` for ``tokens.http.NAME``: base URL, token, retries, renewal on 401.
 
-        ``user_token(force_renewal)`` replaces the user token source of a ``token = user`` client
-        (the Pyramid layer passes the request's, which reads the stored record once per request).
+        ``user_token(force_renewal)`` replaces the user token source of a ``token = user`` (or
+        ``exchange:NAME``) client (the Pyramid layer passes the request's, bound to its login).
         """
         client = self.named_client(name)
         opts = self.options.http[name]
@@ -180,7 +204,9 @@ class TokenManager:
             credentials = self.options.oidc.credentials
         elif opts.token.startswith("client") and opts.client_name in self.options.clients:
             credentials = self.options.clients[opts.client_name].credentials
-        source = user_token if user_token is not None and opts.token == "user" else \
+        elif opts.token.startswith("exchange:"):
+            credentials = self.exchanges.clients[opts.token[9:]].credentials
+        source = user_token if user_token is not None and (opts.token == "user" or opts.token.startswith("exchange:")) else \
             self.token_source(name, handle=handle, store=store)
         return client.session(source,
                               cert=credentials.cert if credentials is not None else None, dpop_nonces=self.dpop_nonces)

@@ -35,6 +35,7 @@ from oauthlib.openid.connect.core.grant_types.dispatchers import (
 
 from .clientauth import basic_credentials
 from .dpop import DPOP_JKT
+from .exchange import with_token_exchange
 from .models import DEVICE_CODE_GRANT
 from .validator import DevRequestValidator
 
@@ -139,14 +140,14 @@ class ProviderServer(AuthorizationEndpoint, TokenEndpoint, RevocationEndpoint, U
             self,
             default_grant_type="authorization_code",
             default_token_type=tokens,
-            grant_types={
+            grant_types=with_token_exchange({
                 "authorization_code": AuthorizationTokenGrantDispatcher(
                     validator, default_grant=oauth_code, oidc_grant=oidc_code
                 ),
                 "refresh_token": OpenIDRefreshTokenGrant(validator),
                 "client_credentials": ClientCredentialsGrant(validator),
                 DEVICE_CODE_GRANT: OpenIDDeviceCodeGrant(validator),
-            },
+            }, validator),
         )
         RevocationEndpoint.__init__(self, validator)
         UserInfoEndpoint.__init__(self, validator)
