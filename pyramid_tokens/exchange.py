@@ -193,14 +193,11 @@ class TokenExchanges:
 
 def exchange_clients(options: Mapping[str, ExchangeOptions], *, default: TokenClient | None,
                      clients: Mapping[str | None, TokenClient],
-                     make: Callable[[ExchangeOptions], TokenClient]) -> dict[str, TokenClient]:
-    """The exchanging client per exchange: its own credentials, else the OIDC client, else the subject's client."""
+                     make: Callable[[ExchangeOptions, TokenClient], TokenClient]) -> dict[str, TokenClient]:
+    """The exchanging client per exchange: the OIDC client, else the subject's client; with the exchange's own
+    credentials, a client of its own at that one's provider (``make(options, at)``)."""
     chosen: dict[str, TokenClient] = {}
     for name, opts in options.items():
-        if opts.credentials is not None:
-            chosen[name] = make(opts)
-        elif default is not None:
-            chosen[name] = default
-        else:
-            chosen[name] = clients[opts.subject_client]
+        at = default if default is not None else clients[opts.subject_client]
+        chosen[name] = make(opts, at) if opts.credentials is not None else at
     return chosen

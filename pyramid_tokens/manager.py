@@ -75,11 +75,9 @@ class TokenManager:
         #: token exchanges (RFC 8693): the exchanging client per exchange; tokens cached with the login
         self.exchanges = TokenExchanges(
             options.exchange,
-            exchange_clients(options.exchange, default=self.oidc, clients=clients, make=lambda opts: TokenClient(
+            exchange_clients(options.exchange, default=self.oidc, clients=clients, make=lambda opts, base: TokenClient(
                 opts.credentials, transport=self.transport, clock=clock,  # type: ignore[arg-type]
-                discovery=self.discovery(options.oidc.authority if options.oidc is not None else
-                                         options.clients[opts.subject_client].authority or ""),
-                dpop_nonces=self.dpop_nonces)),
+                discovery=base.discovery, token_endpoint=base._token_endpoint, dpop_nonces=self.dpop_nonces)),
             users=self.user_tokens, client_tokens=self.client_tokens, clock=clock,
             margin=options.refresh_before_expiration,
         )
