@@ -194,10 +194,10 @@ class TokenExchanges:
 def exchange_clients(options: Mapping[str, ExchangeOptions], *, default: TokenClient | None,
                      clients: Mapping[str | None, TokenClient],
                      make: Callable[[ExchangeOptions, TokenClient], TokenClient]) -> dict[str, TokenClient]:
-    """The exchanging client per exchange: the OIDC client, else the subject's client; with the exchange's own
-    credentials, a client of its own at that one's provider (``make(options, at)``)."""
+    """The exchanging client per exchange: the OIDC client for the user's token, the subject client for its own
+    token; with the exchange's own credentials, a client of its own at that one's provider (``make(options, at)``)."""
     chosen: dict[str, TokenClient] = {}
     for name, opts in options.items():
-        at = default if default is not None else clients[opts.subject_client]
+        at = default if opts.subject == "user" and default is not None else clients[opts.subject_client]
         chosen[name] = make(opts, at) if opts.credentials is not None else at
     return chosen

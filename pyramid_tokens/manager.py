@@ -21,7 +21,7 @@ from .exchange import TokenExchanges, exchange_clients
 from .httpclient import NamedClient
 from .oidc import OidcClient
 from .logins import Logins
-from .options import Options, parse_settings, read_ini
+from .options import ExchangeOptions, Options, parse_settings, read_ini
 from .storeselection import client_cache_for, user_store_for
 from .tokenclient import TokenClient
 from .stores import MemoryStore, TokenStore
@@ -75,9 +75,7 @@ class TokenManager:
         #: token exchanges (RFC 8693): the exchanging client per exchange; tokens cached with the login
         self.exchanges = TokenExchanges(
             options.exchange,
-            exchange_clients(options.exchange, default=self.oidc, clients=clients, make=lambda opts, base: TokenClient(
-                opts.credentials, transport=self.transport, clock=clock,  # type: ignore[arg-type]
-                discovery=base.discovery, token_endpoint=base._token_endpoint, dpop_nonces=self.dpop_nonces)),
+            exchange_clients(options.exchange, default=self.oidc, clients=clients, make=self._exchange_client),
             users=self.user_tokens, client_tokens=self.client_tokens, clock=clock,
             margin=options.refresh_before_expiration,
         )
@@ -86,6 +84,12 @@ class TokenManager:
         self.logins = Logins(user_store if user_store is not None else client_cache, clock=clock, ttl=session_ttl)
         self._named: dict[str, NamedClient] = {}
         self._named_lock = threading.Lock()
+
+    def _exchange_client(self, opts: ExchangeOptions, at: TokenClient) -> TokenClient:
+        """The client of an exchange with credentials of its own, at the provider of ``at``."""
+        assert opts.credentials is not None
+        return TokenClient(opts.credentials, transport=self.transport, clock=self.clock, discovery=at.discovery,
+                           token_endpoint=at._token_endpoint, dpop_nonces=self.dpop_nonces)
 
     # -- construction ------------------------------------------------------------------------------
     @classmethod
@@ -204,8 +208,8 @@ class TokenManager:
             credentials = self.options.clients[opts.client_name].credentials
         elif opts.token.startswith("exchange:"):
             credentials = self.exchanges.clients[opts.token[9:]].credentials
-        source = user_token if user_token is not None and (opts.token == "user" or opts.token.startswith("exchange:")) else \
-            self.token_source(name, handle=handle, store=store)
+        bound = opts.token == "user" or opts.token.startswith("exchange:")  # tokens of a login
+        source = user_token if user_token is not None and bound else self.token_source(name, handle=handle, store=store)
         return client.session(source,
                               cert=credentials.cert if credentials is not None else None, dpop_nonces=self.dpop_nonces)
 

@@ -282,11 +282,11 @@ class ExchangeOptions:
     resource: str | None = None
     scope: str | None = None
     requested_token_type: str = ACCESS_TOKEN_TYPE
-    #: ``user`` (the login's access token) or ``client:NAME`` (a client-credentials token; ``client``: the OIDC client's)
+    #: ``user`` (the login's access token) or ``client:NAME`` (that client's own token; ``client``: the OIDC client's)
     subject: str = "user"
     #: ``None``, or ``client`` / ``client:NAME``: whose token goes as ``actor_token`` (delegation)
     actor: str | None = None
-    #: the exchanging client's own credentials; ``None``: the OIDC client's (else the subject client's)
+    #: the exchanging client's own credentials; ``None``: the OIDC client's (a client subject: that client's)
     credentials: ClientCredentials | None = None
 
     @property
@@ -555,8 +555,6 @@ def check_references(options: Options) -> None:
             if wanted and client not in options.clients:
                 target = "the OIDC client (oidc.*)" if client is None else f"tokens.clients.{client}"
                 raise ConfigurationError(key + part, f"{target} is not configured")
-        if exchange.credentials is None and options.oidc is None and exchange.subject_client is None:
-            raise ConfigurationError(key + "client_id", "is required without the oidc.* login settings")
     for http in options.http.values():
         key = f"tokens.http.{http.name}.token"
         if http.token.startswith("exchange:"):

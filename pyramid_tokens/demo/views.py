@@ -174,7 +174,8 @@ def downstream(request: Request) -> Response:
         ("exchanged token: subject", exchanged_claims.get("sub", "—")),
         ("exchanged token: actor (act)", format_claim(exchanged_claims["act"]) if "act" in exchanged_claims else "—"),
         ("exchanged token: issued_token_type", exchanged.issued_token_type or "—"),
-        ("exchanged token: expires at", f"{exchanged.expires_at:%H:%M:%S} UTC" if exchanged.expires_at else "no expiry"),
+        ("exchanged token: expires at",
+         f"{exchanged.expires_at:%H:%M:%S} UTC" if exchanged.expires_at else "no expiry"),
     ]
     body = (f"{_nav(request)}<p>GET <code>/orders-api/whoami</code> with a token exchanged for yours "
             f"(cached with your login, renewed before it expires): <b>{escape(status)}</b></p>{table(rows)}"

@@ -1,9 +1,9 @@
 """The token-exchange grant at the development provider (RFC 8693 §2.1-2.2, §4.1 ``act``).
 
 A client registered with the grant (``grant_types`` includes :data:`TOKEN_EXCHANGE_GRANT`) sends
-a ``subject_token`` (an access token this provider issued, checked like at userinfo: signature,
-``iss``, expiry, not revoked, and used as bound: a DPoP-bound subject token needs a proof of its
-key) and gets an access token for one of its allowed targets: an ``audience`` from the client's
+a ``subject_token`` (an access token this provider issued to that client, or for it as its ``aud``,
+checked like at userinfo: signature, ``iss``, expiry, not revoked, and used as bound: a DPoP-bound
+subject token needs a proof of its key) and gets an access token for one of its allowed targets: an ``audience`` from the client's
 ``audiences`` list, or a ``resource`` from its ``resources`` (RFC 8707). The new token keeps the
 subject's ``sub`` and the subject's grant (revoking the login's grant revokes it too); with an
 ``actor_token`` it carries ``act`` naming the actor (delegation, §4.1), nesting a previous ``act``.
@@ -125,6 +125,11 @@ class TokenExchangeGrant(GrantTypeBase):
         if provider.state.access_token_revoked(claims.get("jti", "")):
             log.info("devidp: token exchange: revoked %s token refused", role)
             raise errors.InvalidGrantError(description=f"the {role} token is not acceptable", request=request)
+        audiences = claims.get("aud") if isinstance(claims.get("aud"), list) else [claims.get("aud")]
+        if role == "subject" and request.client.client_id not in (claims.get("client_id"), *audiences):
+            log.info("devidp: token exchange: a subject token of another client refused")
+            raise errors.InvalidGrantError(description="the subject token was issued neither to nor for this client",
+                                           request=request)
         if role == "subject" and not binding_satisfied(claims, request.headers):  # RFC 9449 §7: used as bound
             raise errors.InvalidGrantError(description="the subject token is bound to a key this request did not "
                                            "prove", request=request)

@@ -337,8 +337,8 @@ _json_fault("expires_in_zero", "expires_in is 0", lambda: _token(expires_in=0))
 _json_fault("expires_in_huge", "expires_in is 10**10 s (three centuries)", lambda: _token(expires_in=10**10))
 
 
-@_register("oauth_error", "http", TOKEN_CALLS, "an RFC 6749 §5.2 error (error=, invalid_grant by default; status=, 400); "
-           "the real grant is untouched")
+@_register("oauth_error", "http", TOKEN_CALLS,
+           "an RFC 6749 §5.2 error (error=, invalid_grant by default; status=, 400); the real grant is untouched")
 def _oauth_error(request: Any, view: View, active: ActiveFault, **params: Any) -> Response:
     body = {"error": str(params.get("error", "invalid_grant"))}
     return _body(int(params.get("status", 400)), "application/json", json.dumps(body).encode())

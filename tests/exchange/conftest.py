@@ -20,7 +20,8 @@ SCOPE = "openid profile offline_access api"
 def exchange_clients():
     web, worker = standard_clients()
     return [
-        dataclasses.replace(web, grant_types=web.grant_types + (TOKEN_EXCHANGE_GRANT,), audiences=("orders", "billing")),
+        dataclasses.replace(web, grant_types=web.grant_types + (TOKEN_EXCHANGE_GRANT,),
+                            audiences=("orders", "billing")),
         dataclasses.replace(worker, grant_types=worker.grant_types + (TOKEN_EXCHANGE_GRANT,), audiences=("orders",)),
     ]
 

@@ -139,6 +139,7 @@ def test_a_clients_own_token_as_subject_is_cached_in_the_client_cache(logged_in,
                                           "tokens.exchange.svc.subject": "client:worker"})
     token = manager.get_exchanged_token("svc")
     assert token.claims()["sub"] == "worker" and token.claims()["aud"] == "orders"
+    assert token.claims()["client_id"] == "worker"  # the service exchanged its own token
     assert manager.get_exchanged_token("svc") == token and exchanges(idp) == 1
     assert "svc" not in (manager.user_tokens.record(LOCAL_USER).get("exchanged") or {})
 

@@ -11,7 +11,8 @@ WORKER = {"tokens.clients.worker.client_id": "worker", "tokens.clients.worker.au
 
 
 def test_an_exchange_defaults_to_the_users_access_token_for_an_access_token():
-    options = parse_settings({**OIDC, "tokens.exchange.orders.audience": "orders", "tokens.exchange.orders.scope": "a b"})
+    options = parse_settings({**OIDC, "tokens.exchange.orders.audience": "orders",
+                              "tokens.exchange.orders.scope": "a b"})
     orders = options.exchange["orders"]
     assert (orders.subject, orders.actor, orders.requested_token_type) == ("user", None, ACCESS_TOKEN_TYPE)
     assert orders.scope == "a b" and orders.credentials is None
@@ -27,7 +28,8 @@ def test_an_exchange_with_its_own_client_keeps_the_secret_out_of_its_repr():
 
 @pytest.mark.parametrize("settings, key", [
     ({"tokens.exchange.orders.scope": "api"}, "tokens.exchange.orders.audience"),
-    ({"tokens.exchange.orders.audience": "o", "tokens.exchange.orders.subject": "robot"}, "tokens.exchange.orders.subject"),
+    ({"tokens.exchange.orders.audience": "o", "tokens.exchange.orders.subject": "robot"},
+     "tokens.exchange.orders.subject"),
     ({"tokens.exchange.orders.audience": "o", "tokens.exchange.orders.actor": "user"}, "tokens.exchange.orders.actor"),
     ({"tokens.exchange.orders.audience": "o", "tokens.exchange.orders.actor": "client:nobody"},
      "tokens.exchange.orders.actor"),

@@ -110,6 +110,12 @@ def test_a_repeated_subject_token_is_invalid_request(idp):
     assert answer.status_code == 400 and answer.json()["error"] == "invalid_request"
 
 
+def test_a_subject_token_of_another_client_is_invalid_grant(idp):
+    worker = client_credentials(idp).json()["access_token"]  # issued to worker, for the audience api
+    answer = exchange(idp, worker, auth=WEB, audience="orders")
+    assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant"
+
+
 def test_a_client_subject_is_exchanged_for_another_audience(idp):
     worker = client_credentials(idp).json()["access_token"]
     answer = exchange(idp, worker, auth=WORKER, audience="orders")
