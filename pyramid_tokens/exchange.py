@@ -16,8 +16,10 @@ A client subject's exchanged tokens are cached in the client token cache, keyed 
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
+import threading
 from typing import Any, Callable, Mapping
 
 from .clienttokens import ClientTokens
@@ -35,6 +37,8 @@ log = logging.getLogger(__name__)
 TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
 #: the longest ``issued_token_type`` we keep (RFC 8693 §3 URIs are short)
 MAX_TOKEN_TYPE_LENGTH = 200
+#: parsed exchanged tokens kept per process (see :meth:`TokenExchanges._fresh`); the oldest go first
+PARSED_TOKENS_MAX = 1024
 
 
 def request_exchange(client: TokenClient, opts: ExchangeOptions, subject: AccessToken, *,
@@ -68,6 +72,9 @@ class TokenExchanges:
         self.clock = clock
         self.margin = margin
         self.lock_timeout = lock_timeout
+        #: ``(handle or cache key, name) -> (copy of the stored dict, AccessToken, renewal deadline)``
+        self._parsed: dict[tuple[str, str], tuple[dict[str, Any], AccessToken, float | None]] = {}
+        self._parsed_lock = threading.Lock()
 
     def _options(self, name: str) -> ExchangeOptions:
         try:
@@ -88,12 +95,23 @@ class TokenExchanges:
     def _actor(self, opts: ExchangeOptions) -> AccessToken | None:
         return None if opts.actor is None else self.client_tokens.get(opts.actor_client)
 
-    def _fresh(self, data: Any) -> AccessToken | None:
-        """The stored token when it is not yet due for renewal."""
+    def _fresh(self, key: tuple[str, str], data: Any) -> AccessToken | None:
+        """The stored token when it is not yet due for renewal.
+
+        Parsed once (a DPoP key costs more than the store read) and reused while the stored dict
+        is equal to the copy kept, so a token renewed here or in another process is parsed afresh.
+        """
         if not isinstance(data, dict) or not data.get("access_token"):
             return None
-        token = AccessToken.from_dict(data)
-        return None if token.renewal_due(self.margin, self.clock()) else token
+        parsed = self._parsed.get(key)
+        if parsed is None or parsed[0] != data:
+            token = AccessToken.from_dict(data)
+            parsed = (copy.deepcopy(data), token, token.renewal_deadline(self.margin))
+            with self._parsed_lock:
+                if len(self._parsed) >= PARSED_TOKENS_MAX:
+                    del self._parsed[next(iter(self._parsed))]
+                self._parsed[key] = parsed
+        return parsed[1] if parsed[2] is None or self.clock() < parsed[2] else None
 
     # -- the user's token as subject --------------------------------------------------------------------
     def _for_user(self, opts: ExchangeOptions, handle: str, store: TokenStore, force: bool) -> AccessToken:
@@ -104,7 +122,7 @@ class TokenExchanges:
             raise LoginRequired("no user is logged in")
         seen_data = (seen.get("exchanged") or {}).get(opts.name)
         if not force:
-            token = self._fresh(seen_data)
+            token = self._fresh((handle, opts.name), seen_data)
             if token is not None:
                 return token
         refreshed = False
@@ -117,7 +135,7 @@ class TokenExchanges:
                     raise LoginRequired("the user's tokens were cleared")
                 data = (record.get("exchanged") or {}).get(opts.name)
                 if not force or data != seen_data:
-                    token = self._fresh(data)
+                    token = self._fresh((handle, opts.name), data)
                     if token is not None:
                         return token  # exchanged by another caller while we waited
                 try:
@@ -161,7 +179,7 @@ class TokenExchanges:
         cache, key = self.client_tokens.cache, self.cache_key(opts)
         seen = cache.get(key)
         if not force:
-            token = self._fresh(seen)
+            token = self._fresh((key, opts.name), seen)
             if token is not None:
                 return token
         renew_subject = False
@@ -170,7 +188,7 @@ class TokenExchanges:
             with cache.lock(key, self.lock_timeout):
                 current = cache.get(key)
                 if not force or current != seen:
-                    token = self._fresh(current)
+                    token = self._fresh((key, opts.name), current)
                     if token is not None:
                         return token
                 client = self.clients[opts.name]

@@ -170,3 +170,14 @@ def test_a_named_client_with_token_exchange_sends_the_exchanged_token(logged_in,
         assert exchanges(idp) == 1
     finally:
         orders_api.stop()
+
+
+def test_an_exchanged_token_replaced_in_the_store_by_another_process_is_read_afresh(logged_in, idp):
+    manager = logged_in()
+    first = manager.get_exchanged_token("orders")
+    record = manager.user_tokens.record(LOCAL_USER)
+    # what another process sharing the store would write: a newer exchange of the same login
+    replaced = first.with_(access_token="another-process-exchanged-token")
+    manager.user_tokens.store.set(LOCAL_USER, {**record, "exchanged": {"orders": replaced.to_dict()}})
+    assert manager.get_exchanged_token("orders").access_token == "another-process-exchanged-token"
+    assert exchanges(idp) == 1
