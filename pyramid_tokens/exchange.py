@@ -30,7 +30,7 @@ from .responses import VSCHARS, endpoint_of
 from .stores import TokenStore
 from .tokenclient import TokenClient, grant_form
 from .tokens import AccessToken, dumps
-from .usertokens import UserTokens, _dpop_key
+from .usertokens import UserTokens
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,15 @@ TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
 MAX_TOKEN_TYPE_LENGTH = 200
 #: parsed exchanged tokens kept per process (see :meth:`TokenExchanges._fresh`); the oldest go first
 PARSED_TOKENS_MAX = 1024
+
+
+def login_dpop_key(record: dict[str, Any]) -> Any:
+    """The login's DPoP key (RFC 9449), kept in its record: exchanges for the login prove with it."""
+    if not record.get("dpop_key"):
+        return None
+    from .dpop import DPoPKey  # only DPoP logins need it
+
+    return DPoPKey.from_jwk(record["dpop_key"])
 
 
 def request_exchange(client: TokenClient, opts: ExchangeOptions, subject: AccessToken, *,
@@ -140,7 +149,7 @@ class TokenExchanges:
                         return token  # exchanged by another caller while we waited
                 try:
                     token = request_exchange(self.clients[opts.name], opts, subject, actor=self._actor(opts),
-                                             dpop=_dpop_key(record))
+                                             dpop=login_dpop_key(record))
                 except LoginRequired as exc:  # invalid_grant: the subject token is no longer acceptable
                     if refreshed:
                         log.warning("user %s: token exchange %s refused (%s) after a refresh; login required",
