@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from pyramid_tokens import LoginRequired, TokenManager
+from pyramid_tokens import LoginRequired, TokenError, TokenManager
 from pyramid_tokens.errors import InvalidResponse
 from pyramid_tokens.exchange import request_exchange
 from pyramid_tokens.options import ClientCredentials, ExchangeOptions
@@ -48,7 +48,7 @@ def test_an_exchange_refused_again_after_the_refresh_is_login_required(exchange_
 def test_a_provider_error_on_exchange_is_a_token_error_with_the_providers_error(exchange_idp):
     manager = logged_in(exchange_idp)
     exchange_idp.provider.misbehave("oauth_error", on="token_exchange", error="invalid_scope")
-    with pytest.raises(Exception) as raised:
+    with pytest.raises(TokenError) as raised:
         manager.get_exchanged_token("orders")
     assert raised.value.error == "invalid_scope" and not isinstance(raised.value, LoginRequired)
     assert exchange_idp.provider.faults.triggered == 1 and refreshes(exchange_idp) == 0
@@ -96,3 +96,16 @@ def test_no_exchanged_or_subject_token_in_any_log_line_repr_or_error(all_logs, e
              repr(raised.value)]
     assert not [text for text in shown if seen.found_in(text)]
     assert not leaks(all_logs, seen)
+
+
+def test_a_client_subject_refused_twice_is_a_token_error_not_a_login_challenge(exchange_idp):
+    manager = TokenManager.from_settings(settings_for(exchange_idp, **{
+        "tokens.clients.worker.authority": exchange_idp.issuer, "tokens.clients.worker.client_id": "worker",
+        "tokens.clients.worker.client_secret": "worker-secret",
+        "tokens.exchange.svc.audience": "orders", "tokens.exchange.svc.subject": "client:worker"}))
+    exchange_idp.provider.misbehave("oauth_error", on="token_exchange")
+    with pytest.raises(TokenError) as raised:
+        manager.get_exchanged_token("svc")
+    assert raised.value.error == "invalid_grant" and not isinstance(raised.value, LoginRequired)
+    assert exchange_idp.provider.faults.triggered == 2  # the exchange and one retry with a renewed subject
+    assert exchange_idp.provider.counters()["token"]["client_credentials"] == 2
