@@ -17,10 +17,11 @@ from .clock import Clock, system_clock
 from .discovery import Discovery
 from .dpop import DPoPNonces
 from .errors import ConfigurationError, LoginRequired
+from .exchange import TokenExchanges, exchange_clients
 from .httpclient import NamedClient
 from .oidc import OidcClient
 from .logins import Logins
-from .options import Options, parse_settings, read_ini
+from .options import ExchangeOptions, Options, parse_settings, read_ini
 from .storeselection import client_cache_for, user_store_for
 from .tokenclient import TokenClient
 from .stores import MemoryStore, TokenStore
@@ -73,11 +74,24 @@ class TokenManager:
                 clock=clock, refresh_before_expiration=options.refresh_before_expiration, ttl=session_ttl,
                 validate_id_token=self.oidc.validate_refreshed_id_token,
             )
+        #: token exchanges (RFC 8693): the exchanging client per exchange; tokens cached with the login
+        self.exchanges = TokenExchanges(
+            options.exchange,
+            exchange_clients(options.exchange, default=self.oidc, clients=clients, make=self._exchange_client),
+            users=self.user_tokens, client_tokens=self.client_tokens, clock=clock,
+            margin=options.refresh_before_expiration,
+        )
         #: ended logins (logout, back-channel logout): beside the user tokens, or for cookie sessions in the
         #: client token cache, the one store that is server-side then (shared with tokens.cache = redis://...)
         self.logins = Logins(user_store if user_store is not None else client_cache, clock=clock, ttl=session_ttl)
         self._named: dict[str, NamedClient] = {}
         self._named_lock = threading.Lock()
+
+    def _exchange_client(self, opts: ExchangeOptions, at: TokenClient) -> TokenClient:
+        """The client of an exchange with credentials of its own, at the provider of ``at``."""
+        assert opts.credentials is not None
+        return TokenClient(opts.credentials, transport=self.transport, clock=self.clock, discovery=at.discovery,
+                           token_endpoint=at._token_endpoint, dpop_nonces=self.dpop_nonces)
 
     # -- construction ------------------------------------------------------------------------------
     @classmethod
@@ -119,6 +133,15 @@ class TokenManager:
         """The user's access token, refreshed first when due (plain Python: the ``device_login`` user)."""
         users = self.user_tokens if self.user_tokens is not None else self._users()  # one call less per token
         return users.access(handle, force_renewal=force_renewal, resource=resource, store=store)[0]
+
+    def get_exchanged_token(self, name: str, *, handle: str | None = None, store: TokenStore | None = None,
+                            force_renewal: bool = False) -> AccessToken:
+        """The token of the exchange ``tokens.exchange.NAME`` (RFC 8693), exchanged first when due.
+
+        For ``subject = user`` it acts for the login ``handle`` (plain Python: the ``device_login`` user).
+        """
+        return self.exchanges.get(name, handle=LOCAL_USER if handle is None else handle, store=store,
+                                  force_renewal=force_renewal)
 
     def revoke_user_refresh_token(self, *, handle: str = LOCAL_USER, store: TokenStore | None = None) -> bool:
         """Revoke the user's refresh token at the provider and forget it."""
@@ -165,6 +188,9 @@ class TokenManager:
             return None
         if opts.token == "user":
             return lambda force: self.get_user_access_token(force_renewal=force, handle=handle, store=store)
+        if opts.token.startswith("exchange:"):
+            exchange = opts.token[9:]
+            return lambda force: self.get_exchanged_token(exchange, force_renewal=force, handle=handle, store=store)
         client = opts.client_name
         return lambda force: self.get_client_access_token(client, force_renewal=force)
 
@@ -172,8 +198,8 @@ class TokenManager:
                     user_token: Callable[[bool], AccessToken] | None = None) -> requests.Session:
         """A ``requests.Session`` for ``tokens.http.NAME``: base URL, token, retries, renewal on 401.
 
-        ``user_token(force_renewal)`` replaces the user token source of a ``token = user`` client
-        (the Pyramid layer passes the request's, which reads the stored record once per request).
+        ``user_token(force_renewal)`` replaces the user token source of a ``token = user`` (or
+        ``exchange:NAME``) client (the Pyramid layer passes the request's, bound to its login).
         """
         client = self.named_client(name)
         opts = self.options.http[name]
@@ -182,8 +208,10 @@ class TokenManager:
             credentials = self.options.oidc.credentials
         elif opts.token.startswith("client") and opts.client_name in self.options.clients:
             credentials = self.options.clients[opts.client_name].credentials
-        source = user_token if user_token is not None and opts.token == "user" else \
-            self.token_source(name, handle=handle, store=store)
+        elif opts.token.startswith("exchange:"):
+            credentials = self.exchanges.clients[opts.token[9:]].credentials
+        bound = opts.token == "user" or opts.token.startswith("exchange:")  # tokens of a login
+        source = user_token if user_token is not None and bound else self.token_source(name, handle=handle, store=store)
         return client.session(source,
                               cert=credentials.cert if credentials is not None else None, dpop_nonces=self.dpop_nonces)
 

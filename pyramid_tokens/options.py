@@ -230,7 +230,7 @@ class HttpClientOptions:
 
     name: str
     base_url: str
-    token: str = "user"  # "user", "client", "client:NAME" or "none"
+    token: str = "user"  # "user", "client", "client:NAME", "exchange:NAME" or "none"
     retry: tuple[float, ...] = ()
     timeout: float = 10.0
     replay_unsafe_methods: bool = False
@@ -246,8 +246,10 @@ class HttpClientOptions:
         if not base_url:
             raise ConfigurationError(f"{prefix}base_url", "is required")
         token = str(token or "user").strip()
-        if token not in ("user", "client", "none") and not (token.startswith("client:") and token[7:]):
-            raise ConfigurationError(f"{prefix}token", "expected user, client, client:NAME or none", token)
+        if token not in ("user", "client", "none") and not (token.startswith(("client:", "exchange:")) and
+                                                            token.partition(":")[2]):
+            raise ConfigurationError(f"{prefix}token", "expected user, client, client:NAME, exchange:NAME or none",
+                                     token)
         return cls(
             name=name,
             base_url=as_url(f"{prefix}base_url", base_url),
@@ -255,6 +257,69 @@ class HttpClientOptions:
             retry=as_seconds_list(f"{prefix}retry", retry),
             timeout=as_seconds(f"{prefix}timeout", timeout, allow_zero=False),
             replay_unsafe_methods=as_bool(f"{prefix}replay_unsafe_methods", replay_unsafe_methods),
+        )
+
+
+#: RFC 8693 §3 token type identifiers
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
+
+
+@dataclass(frozen=True)
+class ExchangeOptions:
+    """A token exchange (``tokens.exchange.NAME``, RFC 8693 §2.1): a downstream target for on-behalf-of calls."""
+
+    name: str
+    audience: str | None = None
+    resource: str | None = None
+    scope: str | None = None
+    requested_token_type: str = ACCESS_TOKEN_TYPE
+    #: ``user`` (the login's access token) or ``client:NAME`` (that client's own token; ``client``: the OIDC client's)
+    subject: str = "user"
+    #: ``None``, or ``client`` / ``client:NAME``: whose token goes as ``actor_token`` (delegation)
+    actor: str | None = None
+    #: the exchanging client's own credentials; ``None``: the OIDC client's (a client subject: that client's)
+    credentials: ClientCredentials | None = None
+
+    @property
+    def subject_client(self) -> str | None:
+        return self.subject.partition(":")[2] or None
+
+    @property
+    def actor_client(self) -> str | None:
+        return (self.actor or "").partition(":")[2] or None
+
+    @classmethod
+    def create(cls, name: str, *, prefix: str = "", audience: Any = None, resource: Any = None, scope: Any = None,
+               requested_token_type: Any = None, subject: Any = "user", actor: Any = None, client_id: Any = None,
+               client_secret: Any = None, client_credential_style: Any = "basic", **auth: Any) -> "ExchangeOptions":
+        if not audience and not resource:
+            raise ConfigurationError(f"{prefix}audience", "an audience or a resource is required (the target)")
+        subject = str(subject or "user").strip()
+        if subject not in ("user", "client") and not (subject.startswith("client:") and subject[7:]):
+            raise ConfigurationError(f"{prefix}subject", "expected user, client or client:NAME", subject)
+        actor = str(actor).strip() if actor else None
+        if actor is not None and actor != "client" and not (actor.startswith("client:") and actor[7:]):
+            raise ConfigurationError(f"{prefix}actor", "expected client or client:NAME", actor)
+        kind = str(requested_token_type or ACCESS_TOKEN_TYPE).strip()
+        if not kind.startswith("urn:") or not kind.isprintable() or len(kind) > 200:
+            raise ConfigurationError(f"{prefix}requested_token_type", "expected an RFC 8693 §3 token type URN", kind)
+        credentials = None
+        if client_id:
+            credentials = ClientCredentials(
+                client_id=str(client_id), client_secret=str(client_secret) if client_secret else None,
+                style=as_choice(f"{prefix}client_credential_style", client_credential_style, CREDENTIAL_STYLES),
+                **client_auth_options(prefix, **auth))
+        elif client_secret or any(value is not None for value in auth.values()):
+            raise ConfigurationError(f"{prefix}client_id", "is required with the exchange's own client credentials")
+        return cls(
+            name=name,
+            audience=str(audience).strip() if audience else None,
+            resource=as_url(f"{prefix}resource", resource) if resource else None,
+            scope=as_scope(scope),
+            requested_token_type=kind,
+            subject=subject,
+            actor=actor,
+            credentials=credentials,
         )
 
 
@@ -338,6 +403,8 @@ class Options:
     #: the OIDC client's own identity is under ``None``
     clients: Mapping[str | None, ClientCredentialsOptions] = field(default_factory=dict)
     http: Mapping[str, HttpClientOptions] = field(default_factory=dict)
+    #: token exchanges (RFC 8693) by name
+    exchange: Mapping[str, ExchangeOptions] = field(default_factory=dict)
     store: str = "session"
     cache: str = "memory"
     #: timeout of every call to the provider, seconds
@@ -433,6 +500,16 @@ def parse_settings(settings: Mapping[str, Any]) -> Options:
                 raise ConfigurationError(prefix + sub, "unknown setting")
         http[name] = HttpClientOptions.create(name, prefix=prefix, **values)
 
+    exchange: dict[str, ExchangeOptions] = {}
+    for name, values in _group(settings, "tokens.exchange.").items():
+        prefix = f"tokens.exchange.{name}."
+        known = {"audience", "resource", "scope", "requested_token_type", "subject", "actor", "client_id",
+                 "client_secret", "client_credential_style", *CLIENT_AUTH_SETTINGS}
+        for sub in values:
+            if sub not in known:
+                raise ConfigurationError(prefix + sub, "unknown setting")
+        exchange[name] = ExchangeOptions.create(name, prefix=prefix, **values)
+
     options = Options(
         oidc=oidc,
         refresh_before_expiration=as_seconds("tokens.refresh_before_expiration",
@@ -441,6 +518,7 @@ def parse_settings(settings: Mapping[str, Any]) -> Options:
         cache_lifetime_buffer=as_seconds("tokens.cache_lifetime_buffer", get("tokens.cache_lifetime_buffer", 60)),
         clients=clients,
         http=http,
+        exchange=exchange,
         store=_store_url("tokens.store", get("tokens.store"), "session"),
         cache=_store_url("tokens.cache", get("tokens.cache"), "memory"),
         timeout=as_seconds("tokens.timeout", get("tokens.timeout", 10), allow_zero=False),
@@ -458,9 +536,22 @@ def parse_settings(settings: Mapping[str, Any]) -> Options:
 
 
 def check_references(options: Options) -> None:
-    """Every named HTTP client must name a token source that exists."""
+    """Every named HTTP client must name a token source that exists, and so must every token exchange."""
+    for exchange in options.exchange.values():
+        key = f"tokens.exchange.{exchange.name}."
+        if exchange.subject == "user" and options.oidc is None:
+            raise ConfigurationError(key + "subject", "subject = user needs the oidc.* login settings")
+        for part, client in (("subject", exchange.subject_client), ("actor", exchange.actor_client)):
+            wanted = exchange.subject.startswith("client") if part == "subject" else exchange.actor is not None
+            if wanted and client not in options.clients:
+                target = "the OIDC client (oidc.*)" if client is None else f"tokens.clients.{client}"
+                raise ConfigurationError(key + part, f"{target} is not configured")
     for http in options.http.values():
         key = f"tokens.http.{http.name}.token"
+        if http.token.startswith("exchange:"):
+            if http.token[9:] not in options.exchange:
+                raise ConfigurationError(key, f"tokens.exchange.{http.token[9:]} is not configured", http.token)
+            continue
         if http.token == "user" and options.oidc is None:
             raise ConfigurationError(key, "token = user needs the oidc.* login settings")
         if http.token.startswith("client") and http.client_name not in options.clients:

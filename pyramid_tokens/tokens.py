@@ -43,6 +43,8 @@ class AccessToken:
     client_id: str | None = field(default=None, compare=False)
     #: the :class:`~pyramid_tokens.dpop.DPoPKey` a ``DPoP`` token is bound to (RFC 9449 §6); never shown
     dpop_key: Any = field(default=None, compare=False)
+    #: RFC 8693 §2.2.1: what a token exchange issued (``urn:ietf:params:oauth:token-type:access_token``, ...)
+    issued_token_type: str | None = None
 
     # -- time -----------------------------------------------------------------------------------
     def expires_in(self, now: float | None = None) -> float | None:
@@ -141,6 +143,8 @@ class AccessToken:
         }
         if self.dpop_key is not None:
             data["dpop_key"] = self.dpop_key.private_jwk()
+        if self.issued_token_type is not None:
+            data["issued_token_type"] = self.issued_token_type
         return data
 
     @classmethod
@@ -157,6 +161,7 @@ class AccessToken:
             issuer=data.get("issuer"),
             client_id=data.get("client_id"),
             dpop_key=_dpop_key(data["dpop_key"]) if data.get("dpop_key") else None,
+            issued_token_type=data.get("issued_token_type"),
         )
 
     def with_(self, **changes: Any) -> "AccessToken":

@@ -109,4 +109,4 @@ def test_the_code_first_directive_examples_configure_an_app():
         from pyramid_tokens.web import OPTIONS
 
         options = app.registry[OPTIONS]
-        assert names <= set(options.http) | set(options.clients)
+        assert names <= set(options.http) | set(options.clients) | set(options.exchange)

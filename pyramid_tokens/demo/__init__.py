@@ -1,7 +1,9 @@
-"""The demo: a Pyramid app using pyramid_tokens, with the development provider and a demo API.
+"""The demo: a Pyramid app using pyramid_tokens, with the development provider and two demo APIs.
 
-``pserve development.ini`` serves all three on 127.0.0.1:6543: the app at ``/``, the provider at
-``/idp`` and the API at ``/api``. Everything here is demo glue; the library is in the package.
+``pserve development.ini`` serves them all on 127.0.0.1:6543: the app at ``/``, the provider at
+``/idp``, the API at ``/api`` and a second, downstream API at ``/orders-api`` (audience
+``demo.orders_audience``, ``orders``), which the app calls with an exchanged token (RFC 8693).
+Everything here is demo glue; the library is in the package.
 """
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ def main(global_config: dict[str, Any] | None, **settings: Any) -> Any:
 
             add_demo_api(config, issuer=settings["oidc.authority"], audience=settings.get("demo.api_audience", "api"),
                          prefix="/api")
+            add_demo_api(config, issuer=settings["oidc.authority"], prefix="/orders-api", name="demo_orders_api",
+                         audience=settings.get("demo.orders_audience", "orders"))
         config.include("pyramid_tokens")
         config.include(".views")
     return config.make_wsgi_app()

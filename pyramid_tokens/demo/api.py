@@ -234,15 +234,17 @@ def whoami_view_factory(verifier: AccessTokenVerifier, proofs: ProofChecker | No
 
 
 def add_demo_api(config: Configurator, *, issuer: str, audience: str = "api", prefix: str = "/api",
-                 jwks_refetch_cooldown: float = 1.0, require_dpop_nonce: bool = False) -> None:  # fmt: skip
+                 jwks_refetch_cooldown: float = 1.0, require_dpop_nonce: bool = False,
+                 name: str = "demo_api") -> None:  # fmt: skip
     """Add ``GET {prefix}/whoami`` (and POST), answering with the caller's token claims.
 
-    The API's :class:`ProofChecker` is ``config.registry["pyramid_tokens.demo_api.proofs"]``.
+    The API's :class:`ProofChecker` is ``config.registry["pyramid_tokens.{name}.proofs"]``; ``name``
+    tells two demo APIs in one app apart (the demo's second, downstream API for token exchange).
     """
     verifier = AccessTokenVerifier(issuer, audience, jwks_refetch_cooldown=jwks_refetch_cooldown)
-    proofs = config.registry["pyramid_tokens.demo_api.proofs"] = ProofChecker(require_nonce=require_dpop_nonce)
-    config.add_route("demo_api.whoami", f"{prefix.rstrip('/')}/whoami")
-    config.add_view(whoami_view_factory(verifier, proofs), route_name="demo_api.whoami",
+    proofs = config.registry[f"pyramid_tokens.{name}.proofs"] = ProofChecker(require_nonce=require_dpop_nonce)
+    config.add_route(f"{name}.whoami", f"{prefix.rstrip('/')}/whoami")
+    config.add_view(whoami_view_factory(verifier, proofs), route_name=f"{name}.whoami",
                     request_method=("GET", "POST"))
 
 

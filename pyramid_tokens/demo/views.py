@@ -31,6 +31,7 @@ def includeme(config: Configurator) -> None:
     config.add_route("demo.home", "/")
     config.add_route("demo.call_api", "/call-api")
     config.add_route("demo.client_api", "/client-api")
+    config.add_route("demo.downstream", "/downstream")
     config.add_route("demo.refresh", "/refresh")
     config.add_route("demo.revoke", "/revoke")
     config.add_route("demo.health", "/health")
@@ -51,7 +52,8 @@ def _html(title: str, body: str) -> Response:
 
 def _nav(request: Request) -> str:
     links = [("Home", "demo.home"), ("Call the API as you", "demo.call_api"),
-             ("Call the API as the app (client credentials)", "demo.client_api")]
+             ("Call the API as the app (client credentials)", "demo.client_api"),
+             ("Downstream: on behalf of you (token exchange)", "demo.downstream")]
     return "<p>" + " · ".join(f"<a href='{escape(request.route_path(r))}'>{escape(t)}</a>" for t, r in links) + "</p>"
 
 
@@ -147,6 +149,38 @@ def client_api(request: Request) -> Response:
             f"client-credentials token: {escape(', '.join(c[0] for c in calls))}</p>{cache}{expiry_badge(token)}"
             f"{table(token_rows(token))}<pre>{escape(calls[-1][1])}</pre>")
     return _html("The API, called as the application", body)
+
+
+def _audience(claims: dict[str, Any] | None) -> str:
+    audience = (claims or {}).get("aud")
+    return ", ".join(map(str, audience)) if isinstance(audience, list) else str(audience or "—")
+
+
+@view_config(route_name="demo.downstream")
+def downstream(request: Request) -> Response:
+    """The orders API called for you with an exchanged token (RFC 8693): both tokens' audiences, never values."""
+    options = request.registry[MANAGER].options
+    if "orders" not in options.exchange or "orders_api" not in options.http:
+        return _html("Downstream", f"{_nav(request)}<p>Not configured: tokens.exchange.orders and "
+                                   f"tokens.http.orders_api (token = exchange:orders).</p>")
+    user_token = request.get_user_access_token()  # LoginRequired → redirect to login, by the package
+    exchanged = request.get_exchanged_token("orders")
+    status, shown = _call(request.http_client("orders_api"), "whoami")
+    user_claims, exchanged_claims = user_token.claims() or {}, exchanged.claims() or {}
+    rows = [
+        ("your token: audience", _audience(user_claims)),
+        ("your token: subject", user_claims.get("sub", "—")),
+        ("exchanged token: audience", _audience(exchanged_claims)),
+        ("exchanged token: subject", exchanged_claims.get("sub", "—")),
+        ("exchanged token: actor (act)", format_claim(exchanged_claims["act"]) if "act" in exchanged_claims else "—"),
+        ("exchanged token: issued_token_type", exchanged.issued_token_type or "—"),
+        ("exchanged token: expires at",
+         f"{exchanged.expires_at:%H:%M:%S} UTC" if exchanged.expires_at else "no expiry"),
+    ]
+    body = (f"{_nav(request)}<p>GET <code>/orders-api/whoami</code> with a token exchanged for yours "
+            f"(cached with your login, renewed before it expires): <b>{escape(status)}</b></p>{table(rows)}"
+            f"<pre>{escape(shown)}</pre>")
+    return _html("Downstream, on behalf of you", body)
 
 
 def _client_token_requests(request: Request) -> int | None:

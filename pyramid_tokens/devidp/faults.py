@@ -53,6 +53,7 @@ GRANT_ALIASES = {
     "refresh_token": "refresh_token",
     "client_credentials": "client_credentials",
     "urn:ietf:params:oauth:grant-type:device_code": "device_code",
+    "urn:ietf:params:oauth:grant-type:token-exchange": "token_exchange",
 }
 #: the endpoints that answer token-shaped JSON (a body fault's default targets)
 TOKEN_CALLS = ("token", "revoke", "device_authorization")
@@ -334,6 +335,15 @@ _json_fault("expires_in_string", 'expires_in is the string "300"', lambda: _toke
 _json_fault("expires_in_negative", "expires_in is -300", lambda: _token(expires_in=-300))
 _json_fault("expires_in_zero", "expires_in is 0", lambda: _token(expires_in=0))
 _json_fault("expires_in_huge", "expires_in is 10**10 s (three centuries)", lambda: _token(expires_in=10**10))
+
+
+@_register("oauth_error", "http", TOKEN_CALLS,
+           "an RFC 6749 §5.2 error (error=, invalid_grant by default; status=, 400); the real grant is untouched")
+def _oauth_error(request: Any, view: View, active: ActiveFault, **params: Any) -> Response:
+    body = {"error": str(params.get("error", "invalid_grant"))}
+    return _body(int(params.get("status", 400)), "application/json", json.dumps(body).encode())
+
+
 _json_fault("unknown_token_type", "token_type MAC (nobody knows how to present it)", lambda: _token(token_type="MAC"))
 
 

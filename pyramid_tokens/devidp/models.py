@@ -12,6 +12,8 @@ from typing import Any
 
 DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", DEVICE_CODE_GRANT)
+#: RFC 8693 token exchange (``exchange.py``): offered only to clients that list it
+TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
 DEFAULT_SCOPES = ("openid", "profile", "email", "offline_access", "api")
 #: Scopes that only make sense with a user; never granted to client credentials.
 USER_SCOPES = frozenset({"openid", "profile", "email", "offline_access"})
@@ -50,17 +52,19 @@ class DevClient:
     token_endpoint_auth_method: str | None = None
     #: RFC 9449 §5.2: every token request of this client must carry a DPoP proof
     dpop_bound_access_tokens: bool = False
+    #: RFC 8693 §2.1 ``audience`` values this client may exchange tokens for
+    audiences: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.client_id:
             raise ValueError("client_id must not be empty")
         set_ = object.__setattr__
         set_(self, "client_secret", self.client_secret or None)
-        for name in ("redirect_uris", "post_logout_redirect_uris", "grant_types", "scopes"):
+        for name in ("redirect_uris", "post_logout_redirect_uris", "grant_types", "scopes", "audiences"):
             set_(self, name, words(getattr(self, name)))
         if self.resources is not None:
             set_(self, "resources", words(self.resources))
-        unknown = set(self.grant_types) - set(GRANT_TYPES)
+        unknown = set(self.grant_types) - {*GRANT_TYPES, TOKEN_EXCHANGE_GRANT}
         if unknown:
             raise ValueError(f"client {self.client_id!r}: unsupported grant types {sorted(unknown)}")
         for name in ("access_token_lifetime", "id_token_lifetime", "refresh_token_lifetime"):

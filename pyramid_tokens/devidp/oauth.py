@@ -2,7 +2,8 @@
 
 Offered: the authorization code grant with PKCE ``S256`` only (RFC 6749 §4.1, RFC 7636 §4.2),
 OpenID Connect on top of it (Core §3.1), refresh (RFC 6749 §6), client credentials (§4.4), the
-device authorization grant (RFC 8628 §3.1-3.5), revocation (RFC 7009) and userinfo (Core §5.3).
+device authorization grant (RFC 8628 §3.1-3.5), token exchange (RFC 8693, ``exchange.py``) for clients
+registered for it, revocation (RFC 7009) and userinfo (Core §5.3).
 Not offered: implicit, hybrid, password, PKCE ``plain``. Access tokens are RFC 9068 JWTs.
 
 oauthlib's device grant neither adds an ID token nor runs token modifiers, and its device
@@ -35,6 +36,7 @@ from oauthlib.openid.connect.core.grant_types.dispatchers import (
 
 from .clientauth import basic_credentials
 from .dpop import DPOP_JKT
+from .exchange import with_token_exchange
 from .models import DEVICE_CODE_GRANT
 from .validator import DevRequestValidator
 
@@ -139,14 +141,14 @@ class ProviderServer(AuthorizationEndpoint, TokenEndpoint, RevocationEndpoint, U
             self,
             default_grant_type="authorization_code",
             default_token_type=tokens,
-            grant_types={
+            grant_types=with_token_exchange({
                 "authorization_code": AuthorizationTokenGrantDispatcher(
                     validator, default_grant=oauth_code, oidc_grant=oidc_code
                 ),
                 "refresh_token": OpenIDRefreshTokenGrant(validator),
                 "client_credentials": ClientCredentialsGrant(validator),
                 DEVICE_CODE_GRANT: OpenIDDeviceCodeGrant(validator),
-            },
+            }, validator),
         )
         RevocationEndpoint.__init__(self, validator)
         UserInfoEndpoint.__init__(self, validator)

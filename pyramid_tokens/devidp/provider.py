@@ -162,7 +162,8 @@ class DevProvider:
             **{name: self.endpoint(name) for name in ENDPOINT_PATHS},
             "response_types_supported": ["code"],
             "response_modes_supported": ["query", "fragment"],
-            "grant_types_supported": list(GRANT_TYPES),
+            "grant_types_supported": list(GRANT_TYPES) + sorted(  # token exchange, when a client may use it
+                {grant for client in clients for grant in client.grant_types} - set(GRANT_TYPES)),
             "code_challenge_methods_supported": ["S256"],
             "token_endpoint_auth_methods_supported": auth_methods,
             "revocation_endpoint_auth_methods_supported": auth_methods,
@@ -332,6 +333,7 @@ class DevProvider:
             if grant is not None and grant.auth_time is not None:
                 claims["auth_time"] = grant.auth_time
             claims.update(user.claims(request.scopes or ()))
+        claims.update(getattr(request, "devidp_claims", None) or {})  # token exchange: aud, sub, act (exchange.py)
         return claims
 
     def id_token(self, request: Any, token: dict[str, Any]) -> str:

@@ -16,6 +16,7 @@
     devidp.clients.web.id_token_lifetime = 300
     devidp.clients.web.refresh_token_lifetime = none
     devidp.clients.web.resources = https://api.example.test/
+    devidp.clients.web.audiences = orders          # RFC 8693 token exchange targets
     devidp.clients.worker.jwks = %(here)s/keys/worker.jwks.json   # private_key_jwt: the client's public JWK Set
     devidp.clients.worker.tls_client_auth_subject_dn = CN=worker  # tls_client_auth (when served over TLS)
     devidp.clients.worker.token_endpoint_auth_method = private_key_jwt
@@ -53,6 +54,7 @@ CLIENT_FIELDS = {
     "tls_client_auth_subject_dn": "tls_client_auth_subject_dn",
     "token_endpoint_auth_method": "token_endpoint_auth_method",
     "dpop_bound_access_tokens": "dpop_bound_access_tokens",
+    "audiences": "audiences",
 }
 LIFETIMES = {"access_token_lifetime", "id_token_lifetime", "refresh_token_lifetime"}
 USER_FIELDS = {"name", "email", "role"}

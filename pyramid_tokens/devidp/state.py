@@ -148,6 +148,11 @@ class State:
         with self._lock:
             self._revoked_jtis[jti] = exp
 
+    def access_token_grant(self, jti: str) -> Grant | None:
+        """The grant an access token was issued under (``None``: unknown, or a client's own token)."""
+        with self._lock:
+            return self._access_tokens.get(jti, (None, 0))[0]
+
     def access_token_revoked(self, jti: str) -> bool:
         with self._lock:
             if jti in self._revoked_jtis:

@@ -19,8 +19,8 @@ from pyramid.request import Request
 from ..clock import system_clock
 from ..errors import ConfigurationError, LoginRequired, TemporarilyUnavailable, TokenError
 from ..manager import TokenManager
-from ..options import ClientCredentialsOptions, HttpClientOptions, Options, SessionOptions, check_references, \
-    parse_settings
+from ..options import ClientCredentialsOptions, ExchangeOptions, HttpClientOptions, Options, SessionOptions, \
+    check_references, parse_settings
 from ..storeselection import user_store_for
 from .csrf import SessionCookieCSRFStoragePolicy
 from .registry import CLOCK, COOKIE_SESSION, MANAGER, OPTIONS, PENDING
@@ -43,7 +43,7 @@ def includeme(config: Configurator) -> None:
     except ConfigurationError as exc:
         raise PyramidConfigurationError(f"pyramid_tokens: {exc}") from exc
     config.registry[OPTIONS] = options
-    config.registry[PENDING] = {"http": {}, "clients": {}}
+    config.registry[PENDING] = {"http": {}, "clients": {}, "exchange": {}}
     _check_session_settings(options)
     if config.registry.queryUtility(ISessionFactory) is None and options.session.configured:
         for key, value in BEAKER_DEFAULTS.items():
@@ -55,6 +55,7 @@ def includeme(config: Configurator) -> None:
 
     config.add_directive("add_http_client", add_http_client)
     config.add_directive("add_client_credentials_client", add_client_credentials_client)
+    config.add_directive("add_token_exchange", add_token_exchange)
 
     # After every default-order action (an app's set_request_factory, its add_route calls), once.
     config.action(None, _install_request_methods, args=(config.registry,), order=PHASE3_CONFIG + 1)
@@ -85,7 +86,8 @@ def _build_manager(registry: Any) -> None:
     options: Options = registry[OPTIONS]
     pending = registry[PENDING]
     options = replace(options, http={**options.http, **pending["http"]},
-                      clients={**options.clients, **pending["clients"]})
+                      clients={**options.clients, **pending["clients"]},
+                      exchange={**options.exchange, **pending["exchange"]})
     try:
         check_references(options)
     except ConfigurationError as exc:
@@ -165,6 +167,16 @@ def add_client_credentials_client(config: Configurator, name: str, **values: Any
         raise PyramidConfigurationError(str(exc)) from exc
     config.action(("pyramid_tokens.client", name),
                   lambda: config.registry[PENDING]["clients"].__setitem__(name, opts), order=PHASE1_CONFIG)
+
+
+def add_token_exchange(config: Configurator, name: str, **values: Any) -> None:
+    """Directive: a token exchange (RFC 8693), the twin of ``tokens.exchange.NAME.*``."""
+    try:
+        opts = ExchangeOptions.create(name, prefix=f"add_token_exchange({name!r}).", **values)
+    except (ConfigurationError, TypeError) as exc:
+        raise PyramidConfigurationError(str(exc)) from exc
+    config.action(("pyramid_tokens.exchange", name),
+                  lambda: config.registry[PENDING]["exchange"].__setitem__(name, opts), order=PHASE1_CONFIG)
 
 
 def _check_session_settings(options: Options) -> None:

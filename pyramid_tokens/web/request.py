@@ -145,6 +145,17 @@ def get_user_access_token(request: Request, *, force_renewal: bool = False, reso
     return user_binding(request).access_token(force_renewal=force_renewal, resource=resource)
 
 
+def get_exchanged_token(request: Request, name: str, *, force_renewal: bool = False) -> AccessToken:
+    """The token of ``tokens.exchange.NAME`` (RFC 8693), for this request's user when the subject is the user."""
+    manager = request.registry[MANAGER]
+    opts = manager.options.exchange.get(name)
+    if opts is None or opts.subject != "user":
+        return manager.get_exchanged_token(name, force_renewal=force_renewal)
+    binding = user_binding(request)
+    return manager.get_exchanged_token(name, handle=binding.require_handle(), store=binding.store,
+                                       force_renewal=force_renewal)
+
+
 def revoke_user_refresh_token(request: Request) -> bool:
     """Revoke the user's refresh token at the provider (RFC 7009) and forget it; idempotent."""
     binding = user_binding(request)
@@ -168,6 +179,10 @@ def http_client(request: Request, name: str) -> requests.Session:
     if manager.options.http.get(name) is not None and manager.options.http[name].token == "user":
         session = manager.http_client(
             name, user_token=lambda force: binding.access_token(force_renewal=force))
+    elif manager.options.http.get(name) is not None and manager.options.http[name].token.startswith("exchange:"):
+        exchange = manager.options.http[name].token[9:]
+        session = manager.http_client(
+            name, user_token=lambda force: get_exchanged_token(request, exchange, force_renewal=force))
     else:
         session = manager.http_client(name)
     request.add_finished_callback(lambda _request: session.close())
@@ -184,4 +199,5 @@ class RequestMethods:
     get_user_access_token = get_user_access_token
     revoke_user_refresh_token = revoke_user_refresh_token
     get_client_access_token = get_client_access_token
+    get_exchanged_token = get_exchanged_token
     http_client = http_client

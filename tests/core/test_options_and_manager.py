@@ -90,7 +90,7 @@ def test_from_ini_interpolates_here_like_pserve(tmp_path):
 def test_development_ini_builds_a_token_manager():
     tm = TokenManager.from_ini(os.path.join(ROOT, "development.ini"))
     assert tm.options.oidc.authority == "http://127.0.0.1:6543/idp"
-    assert set(tm.options.http) == {"user_api", "client_api"}
+    assert set(tm.options.http) == {"user_api", "client_api", "orders_api"}
     assert tm.options.http["client_api"].client_name == "demo-worker"
 
 
