@@ -9,7 +9,7 @@ from pyramid.config import Configurator
 from pyramid_tokens.demo.api import add_demo_api
 from pyramid_tokens.devidp.server import serve
 
-from ..pyramid.conftest import base_settings, login
+from tests.support.web import base_settings, login
 from .conftest import exchanges
 
 

@@ -8,7 +8,7 @@ from pyramid.exceptions import ConfigurationError as PyramidConfigurationError
 from pyramid_tokens.demo.api import make_api_app
 from pyramid_tokens.devidp.server import serve
 
-from ..pyramid.conftest import base_settings, build_app, login
+from tests.support.web import base_settings, build_app, login
 from .conftest import exchanges
 
 JSON = {"Accept": "application/json"}
