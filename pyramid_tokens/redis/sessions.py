@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 from beaker.container import NamespaceManager
@@ -68,6 +69,46 @@ def decode(raw: bytes) -> Any:
     raise KeyError("not a redis_json value")
 
 
+class _SessionLock(RedisSynchronizer):
+    """Beaker's Redis lock with a bounded wait, a short lease and Redis errors as :class:`StoreUnavailable`.
+
+    Beaker's own waits for ever (in 0.2 s steps) behind a 15-minute lease: one crashed worker holding it
+    would hang every later save of that session.
+    """
+
+    LOCK_EXPIRATION = 30
+    #: the longest a save waits for another request saving the same session
+    WAIT = 5.0
+
+    def __init__(self, identifier: str, client: Any, where: str) -> None:
+        super().__init__(identifier, client)
+        self.where = where
+
+    def _failed(self, what: str, exc: Exception) -> StoreUnavailable:
+        return StoreUnavailable(f"session store: {what} at Redis {self.where} failed ({type(exc).__name__})")
+
+    def do_acquire_write_lock(self, wait: bool) -> bool:
+        deadline = time.monotonic() + self.WAIT
+        while True:
+            try:
+                if self.client.set(self.identifier, self._get_owner_id(), ex=self.LOCK_EXPIRATION, nx=True):
+                    return True
+            except redis.RedisError as exc:
+                raise self._failed("lock", exc) from None
+            if not wait:
+                return False
+            if time.monotonic() > deadline:
+                raise StoreUnavailable(f"session store: another request held the session's lock for over "
+                                       f"{self.WAIT:g} s")
+            time.sleep(0.05)
+
+    def do_release_write_lock(self) -> None:
+        try:
+            super().do_release_write_lock()
+        except redis.RedisError as exc:
+            raise self._failed("unlock", exc) from None
+
+
 class JsonRedisNamespaceManager(NamespaceManager):
     """Beaker's namespace API over Redis with tagged bytes/text/JSON values; no pickle anywhere."""
 
@@ -99,7 +140,7 @@ class JsonRedisNamespaceManager(NamespaceManager):
                                    f"({type(exc).__name__})") from None
 
     def get_creation_lock(self, key: Any) -> RedisSynchronizer:
-        return RedisSynchronizer(self._key(key), self.client)  # lock values are ids, nothing is unpickled
+        return _SessionLock(self._key(key), self.client, self.where)  # lock values are ids, nothing is unpickled
 
     def __getitem__(self, key: Any) -> Any:
         raw = self._call("read", self.client.get, self._key(key))

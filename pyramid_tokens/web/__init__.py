@@ -48,7 +48,7 @@ def includeme(config: Configurator) -> None:
     if config.registry.queryUtility(ISessionFactory) is None and options.session.configured:
         for key, value in BEAKER_DEFAULTS.items():
             settings.setdefault(key, value)
-        config.include("pyramid_beaker")
+        config.include("pyramid_tokens.web.sessions")  # pyramid_beaker, with a save that cannot 500
     if type(config.registry.queryUtility(ICSRFStoragePolicy)) is LegacySessionCSRFStoragePolicy:
         # Pyramid's default (an application's own policy is kept): the same tokens, never a new session
         config.set_csrf_storage_policy(SessionCookieCSRFStoragePolicy(options.session.key))

@@ -12,6 +12,7 @@ import zlib
 
 import pytest
 import webtest
+from pyramid.response import Response
 from beaker.cache import clsmap
 from beaker.session import Session
 from pyramid.exceptions import ConfigurationError as PyramidConfigurationError
@@ -137,6 +138,29 @@ def test_user_token_request_with_redis_down_is_a_503_not_a_hang(idp, clock, star
     assert time.monotonic() - started < 2
     assert response.json["error"] == "temporarily_unavailable"
     assert "Redis" in response.json["error_description"]
+
+
+def test_a_session_that_cannot_be_saved_after_the_view_is_logged_and_the_answer_still_goes_out(
+        idp, clock, start_redis, caplog):
+    """pyramid_beaker saves the session in a response callback, after every exception view: no 500 there."""
+    server = start_redis()
+
+    def extra(config):
+        def visit(request):
+            request.session["visits"] = request.session.get("visits", 0) + 1
+            server.stop()  # Redis goes away after the view ran, before the session is saved
+            return Response("answered")
+
+        config.add_route("visit", "/visit")
+        config.add_view(visit, route_name="visit")
+
+    app = webtest.TestApp(build_app(redis_settings(idp, server.url()), clock, extra))
+    login(app)
+    with caplog.at_level(logging.ERROR, logger="pyramid_tokens.web.sessions"):
+        response = app.get("/visit")
+    assert response.status_int == 200 and response.text == "answered"
+    assert "the session could not be saved at the end of the request" in caplog.text
+    assert app.get("/token", headers=JSON, status=503).json["error"] == "temporarily_unavailable"
 
 
 def test_user_token_request_with_a_hung_redis_is_a_503_within_the_socket_timeout(idp, clock, start_redis):
