@@ -14,9 +14,11 @@ from pyramid.config import Configurator, PHASE1_CONFIG
 from pyramid.csrf import LegacySessionCSRFStoragePolicy
 from pyramid.exceptions import ConfigurationError as PyramidConfigurationError
 from pyramid.interfaces import ICSRFStoragePolicy, ISessionFactory
+from pyramid.threadlocal import get_current_request
 
 from ..clock import system_clock
 from ..errors import ConfigurationError, LoginRequired, TemporarilyUnavailable, TokenError
+from ..events import Event, with_request
 from ..manager import TokenManager
 from ..options import ClientCredentialsOptions, HttpClientOptions, Options, SessionOptions, check_references, \
     parse_settings
@@ -100,8 +102,16 @@ def _build_manager(registry: Any) -> None:
         session_ttl=options.session.timeout or DEFAULT_SESSION_TTL,
     )
     registry[MANAGER] = manager
+    # Events reach config.add_subscriber(fn, EventType) too, carrying the request they happened in.
+    manager.events.decorate = _with_current_request
+    manager.events.forward = registry.notify
     registry[COOKIE_SESSION] = manager.user_tokens is not None and options.session.in_cookie and \
         options.store == "session"
+
+
+def _with_current_request(event: Event) -> Event:
+    request = get_current_request()
+    return event if request is None else with_request(event, request)
 
 
 def add_http_client(config: Configurator, name: str, *, base_url: str, token: str = "user",
