@@ -12,8 +12,9 @@ import threading
 import pytest
 
 from pyramid_tokens import TokenManager
+from pyramid_tokens.devidp.models import DEVICE_CODE_GRANT
 from pyramid_tokens.devidp.server import serve
-from pyramid_tokens.errors import InvalidClient
+from pyramid_tokens.errors import InvalidClient, TokenError
 from pyramid_tokens.events import ClientTokenAcquired, ClientTokenFailed, Event
 from tests.sender.test_dpop_flows import clients as dpop_clients, worker as dpop_worker
 
@@ -138,3 +139,42 @@ def test_a_subscriber_that_raises_changes_no_client_token_outcome(idp, flaky, ca
     assert tm.get_client_access_token("worker") == token
     assert tm.http_client("api").get("stale-once").status_code == 200
     assert "a subscriber of ClientTokenAcquired raised" in caplog.text
+
+
+def odd_token_endpoint(environ, start_response):
+    """A token endpoint refusing every grant with an error code of its own making."""
+    body = json.dumps({"error": "vendor_specific_refusal_42"}).encode()
+    start_response("400 Bad Request", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def test_an_error_code_no_rfc_defines_is_recorded_as_other_but_told_to_subscribers_as_sent(heard, recorded):
+    server = serve(odd_token_endpoint)
+    try:
+        tm = TokenManager.from_settings({"tokens.clients.odd.token_endpoint": server.url + "/token",
+                                         "tokens.clients.odd.client_id": "odd",
+                                         "tokens.clients.odd.client_secret": "odd-secret"})
+        tm.subscribe(ClientTokenFailed, heard)
+        for _ in range(3):
+            with pytest.raises(TokenError):
+                tm.get_client_access_token("odd")
+    finally:
+        server.stop()
+    assert [e.error for e in heard] == ["vendor_specific_refusal_42"] * 3
+    assert recorded("pyramid_tokens.token.requests") == {
+        frozenset({("pyramid_tokens.grant_type", "client_credentials"), ("pyramid_tokens.outcome", "other")}): 3}
+
+
+def test_a_device_login_in_plain_python_is_one_user_logged_in_event_and_a_counted_login(make_idp, heard, recorded):
+    from tests.core.test_device import User, manager as device_manager
+
+    idp = make_idp(device_auto_approve="alice")
+    tm = device_manager(idp)
+    tm.subscribe(Event, heard)
+    user = User()
+    tm.device_login(display=user.display, sleep=user.sleep)
+    tm.get_user_access_token()  # a valid read: nothing more
+    assert [(type(e).__name__, e.sub) for e in heard] == [("UserLoggedIn", "alice")]
+    assert recorded("pyramid_tokens.logins") == {frozenset({("pyramid_tokens.outcome", "success")}): 1}
+    assert recorded.count("pyramid_tokens.token.requests", pyramid_tokens__grant_type=DEVICE_CODE_GRANT,
+                          pyramid_tokens__outcome="success") == 1

@@ -147,8 +147,10 @@ def test_sixteen_threads_needing_a_refresh_fire_one_refreshed_event_and_count_on
                           pyramid_tokens__cache__result="hit") >= 1
 
 
-def test_a_refused_refresh_is_one_failed_event_with_invalid_grant_and_the_login_ended(app, idp, clock, heard,
+def test_a_refused_refresh_is_one_failed_event_with_invalid_grant_and_the_login_ended(make_app, idp, clock, heard,
                                                                                       recorded):
+    only_failures = []
+    app = make_app(extra=lambda config: config.add_subscriber(only_failures.append, UserTokenRefreshFailed))
     login(app)
     requests.post(idp.issuer + "/revoke", data={"token": stored_record(app)["refresh_token"]},
                   auth=("web", "web-secret"), timeout=5).raise_for_status()
@@ -157,6 +159,7 @@ def test_a_refused_refresh_is_one_failed_event_with_invalid_grant_and_the_login_
     app.get("/token", headers=JSON, status=401)  # the login is over: no second refresh, no second event
     failed = heard.of(UserTokenRefreshFailed)
     assert [(e.sub, e.error, e.login_ended) for e in failed] == [("alice", "invalid_grant", True)]
+    assert only_failures == failed  # config.add_subscriber(fn, UserTokenRefreshFailed) hears that type only
     assert heard.of(UserTokenRefreshed) == []
     assert recorded("pyramid_tokens.refresh.failures") == {frozenset({("error.type", "invalid_grant")}): 1}
     assert recorded.count("pyramid_tokens.token.requests", pyramid_tokens__grant_type="refresh_token",
