@@ -188,17 +188,17 @@ class EventHub:
             log.log(event.level, "%s", event.log_line())
         for cls in type(event).__mro__:
             for subscriber in self._subscribers.get(cls, ()):
-                self._call(subscriber, event)
+                call_subscriber(subscriber, event)
         if self.forward is not None:
-            self._call(self.forward, event)
+            call_subscriber(self.forward, event)
 
-    @staticmethod
-    def _call(subscriber: Subscriber, event: Event) -> None:
-        try:
-            subscriber(event)
-        except Exception:  # noqa: BLE001 - a subscriber that raises must not change any outcome
-            log.exception("pyramid_tokens: a subscriber of %s raised; the token flow goes on",
-                          type(event).__name__)
+
+def call_subscriber(subscriber: Subscriber, event: Event) -> None:
+    """``subscriber(event)``; what it raises is logged, never passed on."""
+    try:
+        subscriber(event)
+    except Exception:  # noqa: BLE001 - a subscriber that raises must not change any outcome
+        log.exception("pyramid_tokens: a subscriber of %s raised; the token flow goes on", type(event).__name__)
 
 
 def with_request(event: E, request: Any) -> E:
@@ -209,5 +209,5 @@ def with_request(event: E, request: Any) -> E:
 __all__ = [
     "ClientTokenAcquired", "ClientTokenFailed", "Event", "EventHub", "LOGOUT_APPLICATION", "LOGOUT_BACKCHANNEL",
     "LOGOUT_LOCAL", "LOGOUT_RP_INITIATED", "LoginFailed", "RefreshTokenRevoked", "UserLoggedIn", "UserLoggedOut",
-    "UserTokenRefreshFailed", "UserTokenRefreshed", "with_request",
+    "UserTokenRefreshFailed", "UserTokenRefreshed", "call_subscriber", "with_request",
 ]

@@ -15,10 +15,11 @@ from pyramid.csrf import LegacySessionCSRFStoragePolicy
 from pyramid.exceptions import ConfigurationError as PyramidConfigurationError
 from pyramid.interfaces import ICSRFStoragePolicy, ISessionFactory
 from pyramid.threadlocal import get_current_request
+from zope.interface import providedBy
 
 from ..clock import system_clock
 from ..errors import ConfigurationError, LoginRequired, TemporarilyUnavailable, TokenError
-from ..events import Event, with_request
+from ..events import Event, call_subscriber, with_request
 from ..manager import TokenManager
 from ..options import ClientCredentialsOptions, HttpClientOptions, Options, SessionOptions, check_references, \
     parse_settings
@@ -104,9 +105,15 @@ def _build_manager(registry: Any) -> None:
     registry[MANAGER] = manager
     # Events reach config.add_subscriber(fn, EventType) too, carrying the request they happened in.
     manager.events.decorate = _with_current_request
-    manager.events.forward = registry.notify
+    manager.events.forward = lambda event: _notify(registry, event)
     registry[COOKIE_SESSION] = manager.user_tokens is not None and options.session.in_cookie and \
         options.store == "session"
+
+
+def _notify(registry: Any, event: Event) -> None:
+    """``registry.notify(event)``, each subscriber on its own: one that raises leaves the others their call."""
+    for subscriber in registry.adapters.subscriptions([providedBy(event)], None):
+        call_subscriber(subscriber, event)
 
 
 def _with_current_request(event: Event) -> Event:

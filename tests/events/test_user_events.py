@@ -216,11 +216,11 @@ def test_logging_out_without_a_login_fires_nothing(app, heard, recorded):
 
 
 # -- subscribers that raise, and secrets --------------------------------------------------------------------
-def test_a_subscriber_that_raises_changes_no_outcome(make_app, idp, clock, caplog):
+def test_a_subscriber_that_raises_changes_no_outcome_and_the_others_still_hear(make_app, idp, clock, heard, caplog):
     def broken(event):
         raise RuntimeError("subscriber bug")
 
-    app = make_app(subscriber=broken)
+    app = make_app(subscriber=broken, extra=lambda config: config.add_subscriber(heard, Event))
     manager_of(app).subscribe(Event, broken)
     assert login(app).status_int == 302
     assert app.get("/token").json["sub"] == "alice"
@@ -230,6 +230,7 @@ def test_a_subscriber_that_raises_changes_no_outcome(make_app, idp, clock, caplo
     log_out(app)
     assert app.get("/token", headers=JSON, status=401).json["error"] == "login_required"
     assert "a subscriber of UserTokenRefreshed raised" in caplog.text
+    assert heard.names() == ["UserLoggedIn", "UserTokenRefreshed", "RefreshTokenRevoked", "UserLoggedOut"]
 
 
 def test_no_event_or_metric_attribute_carries_a_token_code_or_secret(app, idp, clock, heard, recorded):
