@@ -11,8 +11,10 @@ import logging
 import math
 from typing import Any, Mapping
 
+from . import metrics
 from .clock import Clock, system_clock
 from .errors import InvalidResponse, ProviderUnavailable, TokenError
+from .events import ClientTokenAcquired, ClientTokenFailed, EventHub
 from .tokenclient import TokenClient
 from .errors import StoreUnavailable
 from .stores import MemoryStore, TokenStore
@@ -29,8 +31,11 @@ class ClientTokens:
 
     def __init__(self, clients: Mapping[str | None, TokenClient], cache: TokenStore, *,
                  defaults: Mapping[str | None, tuple[str | None, str | None]] | None = None,
-                 clock: Clock = system_clock, buffer: float = 60.0, lock_timeout: float = 30.0) -> None:
+                 clock: Clock = system_clock, buffer: float = 60.0, lock_timeout: float = 30.0,
+                 events: EventHub | None = None) -> None:
         self.clients = clients
+        #: where tokens handed out and failures are told (``TokenManager.events``)
+        self.events = events if events is not None else EventHub()
         self.cache = cache
         #: per client: its configured (scope, resource)
         self.defaults = dict(defaults or {})
@@ -85,17 +90,29 @@ class ClientTokens:
         try:
             if not force_renewal and not parameters:
                 # The cached branch in this frame: what the store held when this call last parsed it, still there.
+                # A token this process already handed out fires no event again, only the counter.
                 hot = self._hot.get((name, scope, resource))
                 if hot is not None and self._peek(hot[0]) is hot[1] and self.clock() < hot[3]:
+                    metrics.token_cache("client", "hit")
                     return hot[2]
-            return self._get(name, force_renewal=force_renewal, scope=scope, resource=resource, parameters=parameters)
-        except StoreUnavailable as exc:
-            log.warning("client %s: token cache unavailable (%s); requesting a token directly", name or "(oidc client)",
-                        exc.error_description)
-            default_scope, default_resource = self.defaults.get(name, (None, None))
-            return self._client(name).client_credentials(
-                scope=scope if scope is not None else default_scope,
-                resource=resource if resource is not None else default_resource, extra=parameters).access_token
+            try:
+                return self._get(name, force_renewal=force_renewal, scope=scope, resource=resource,
+                                 parameters=parameters)
+            except StoreUnavailable as exc:
+                log.warning("client %s: token cache unavailable (%s); requesting a token directly",
+                            name or "(oidc client)", exc.error_description)
+                default_scope, default_resource = self.defaults.get(name, (None, None))
+                token = self._client(name).client_credentials(
+                    scope=scope if scope is not None else default_scope,
+                    resource=resource if resource is not None else default_resource, extra=parameters).access_token
+                return self._acquired(name, token, from_cache=False)
+        except TokenError as exc:
+            self.events.emit(ClientTokenFailed(client=name, error=exc.error))
+            raise
+
+    def _acquired(self, name: str | None, token: AccessToken, *, from_cache: bool) -> AccessToken:
+        self.events.emit(ClientTokenAcquired(client=name, expires_at=token.expires_at, from_cache=from_cache))
+        return token
 
     def _get(self, name: str | None = None, *, force_renewal: bool = False, scope: str | None = None,
              resource: str | None = None, parameters: Mapping[str, Any] | None = None) -> AccessToken:
@@ -108,17 +125,21 @@ class ClientTokens:
         if seen is not None and not force_renewal:
             token, deadline = self._parse(key, seen)
             if deadline is None or self.clock() < deadline:
+                metrics.token_cache("client", "hit")
                 if self._peek is not None and not parameters and (call in self._hot or len(self._hot) < HOT_MAX):
                     held = self._peek(key)
                     if held is not None and held[1] is seen:
                         self._hot[call] = (key, held, token, math.inf if deadline is None else deadline)
-                return token
+                return self._acquired(name, token, from_cache=True)
         with self.cache.lock(key, self.lock_timeout):
             current = self.cache.get(key)
             if current is not None and (not force_renewal or current != seen):
                 token = AccessToken.from_dict(current)
                 if not token.renewal_due(self.buffer, self.clock()):
-                    return token  # renewed by another caller while we waited
+                    metrics.token_cache("client", "hit")  # renewed by another caller while we waited
+                    return self._acquired(name, token, from_cache=True)
+            expired = current is None or AccessToken.from_dict(current).is_expired(self.clock())
+            metrics.token_cache("client", "miss" if expired else "early_renewal")
             try:
                 response = self._client(name).client_credentials(scope=scope, resource=resource, extra=parameters)
             except (ProviderUnavailable, InvalidResponse) as exc:  # down, or answering garbage
@@ -127,7 +148,7 @@ class ClientTokens:
                 # Renewal was only due early (the buffer): the cached token is still valid, keep using it.
                 log.warning("client %s: renewal failed (%s); using the cached token until it expires",
                             name or "(oidc client)", exc)
-                return AccessToken.from_dict(current)
+                return self._acquired(name, AccessToken.from_dict(current), from_cache=True)
             token = response.access_token
             expires_in = token.expires_in(self.clock())
             try:
@@ -137,7 +158,7 @@ class ClientTokens:
                             exc.error_description)
             log.info("client %s: new client-credentials token (scope=%s, resource=%s, expires at %s)",
                      name or "(oidc client)", scope, resource, token.expires_at)
-            return token
+            return self._acquired(name, token, from_cache=False)
 
     def _parse(self, key: str, record: dict[str, Any]) -> tuple[AccessToken, float | None]:
         """The record as an AccessToken with its renewal deadline, parsed once per stored record."""

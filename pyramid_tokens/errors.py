@@ -16,6 +16,8 @@ class TokenError(Exception):
     """
 
     error: str = "token_error"
+    #: which check of a login failed (``state``, ``nonce``, ``signature``...): the ``LoginFailed`` event's
+    check: str = "token"
 
     def __init__(
         self,
@@ -25,9 +27,12 @@ class TokenError(Exception):
         status_code: int | None = None,
         error_uri: str | None = None,
         endpoint: str | None = None,
+        check: str | None = None,
     ) -> None:
         if error is not None:
             self.error = error
+        if check is not None:
+            self.check = check
         self.error_description = error_description
         #: the HTTP status of the provider's answer, when there was one
         self.status_code = status_code
@@ -104,6 +109,7 @@ class InvalidIdToken(TokenError):
     """An ID token failed validation (signature, issuer, audience, expiry, nonce...)."""
 
     error = "invalid_id_token"
+    check = "id_token"
 
 
 class SubjectMismatch(InvalidIdToken):
@@ -114,6 +120,7 @@ class LoginFailed(TokenError):
     """The authorization response could not be accepted (state, error parameter, issuer...)."""
 
     error = "login_failed"
+    check = "response"
 
 
 class InvalidProof(TokenError):

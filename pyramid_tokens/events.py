@@ -12,6 +12,7 @@ thread; a valid token read fires nothing. Each event is also one log line (:meth
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
@@ -20,6 +21,8 @@ from typing import Any, Callable, Mapping, TypeVar
 log = logging.getLogger(__name__)
 
 E = TypeVar("E", bound="Event")
+#: what a log line shows unquoted: printable ASCII without spaces, quotes or ``=``
+_PLAIN = re.compile(r"[!#-&(-<>-~]{1,100}")
 Subscriber = Callable[[Any], Any]
 
 #: how a user's login ended (:attr:`UserLoggedOut.how`)
@@ -39,7 +42,12 @@ class Event:
     level = logging.INFO
 
     def log_line(self) -> str:
-        """The event as one log line: its name and fields (never values the event does not carry)."""
+        """The event as one log line: its name and fields (never values the event does not carry).
+
+        Strings come from the provider or the browser (a ``sub``, an ``error`` parameter): any that is not
+        short printable text without spaces is shown quoted (``repr``, cut to 100 characters), so a value
+        cannot forge a second line or a field of its own.
+        """
         parts = []
         for item in fields(self):
             if item.name == "request" or item.name == "claims":
@@ -47,6 +55,8 @@ class Event:
             value = getattr(self, item.name)
             if isinstance(value, datetime):
                 value = value.isoformat(timespec="seconds")
+            elif isinstance(value, str) and not _PLAIN.fullmatch(value):
+                value = repr(value[:100])
             if value is not None:
                 parts.append(f"{item.name}={value}")
         return f"{type(self).__name__} " + " ".join(parts)
@@ -174,20 +184,21 @@ class EventHub:
                 event = self.decorate(event)
             except Exception:  # noqa: BLE001 - an event must never break the token flow
                 log.exception("pyramid_tokens: could not prepare %s for its subscribers", type(event).__name__)
-        log.log(event.level, "%s", event.log_line())
+        if log.isEnabledFor(event.level):  # the line is only built when someone reads it
+            log.log(event.level, "%s", event.log_line())
         for cls in type(event).__mro__:
             for subscriber in self._subscribers.get(cls, ()):
-                self._call(subscriber, event)
+                call_subscriber(subscriber, event)
         if self.forward is not None:
-            self._call(self.forward, event)
+            call_subscriber(self.forward, event)
 
-    @staticmethod
-    def _call(subscriber: Subscriber, event: Event) -> None:
-        try:
-            subscriber(event)
-        except Exception:  # noqa: BLE001 - a subscriber that raises must not change any outcome
-            log.exception("pyramid_tokens: a subscriber of %s raised; the token flow goes on",
-                          type(event).__name__)
+
+def call_subscriber(subscriber: Subscriber, event: Event) -> None:
+    """``subscriber(event)``; what it raises is logged, never passed on."""
+    try:
+        subscriber(event)
+    except Exception:  # noqa: BLE001 - a subscriber that raises must not change any outcome
+        log.exception("pyramid_tokens: a subscriber of %s raised; the token flow goes on", type(event).__name__)
 
 
 def with_request(event: E, request: Any) -> E:
@@ -198,5 +209,5 @@ def with_request(event: E, request: Any) -> E:
 __all__ = [
     "ClientTokenAcquired", "ClientTokenFailed", "Event", "EventHub", "LOGOUT_APPLICATION", "LOGOUT_BACKCHANNEL",
     "LOGOUT_LOCAL", "LOGOUT_RP_INITIATED", "LoginFailed", "RefreshTokenRevoked", "UserLoggedIn", "UserLoggedOut",
-    "UserTokenRefreshFailed", "UserTokenRefreshed",
+    "UserTokenRefreshFailed", "UserTokenRefreshed", "call_subscriber", "with_request",
 ]

@@ -37,6 +37,7 @@ from requests.utils import default_headers
 from urllib3.exceptions import InvalidHeader, MaxRetryError, ReadTimeoutError
 from urllib3.util import Retry
 
+from . import metrics
 from .dpop import NONCE_HEADER, USE_DPOP_NONCE, DPoPNonces, challenge_error, valid_nonce
 from .errors import TokenError
 from .tokens import AccessToken
@@ -63,14 +64,16 @@ class BackoffRetry(Retry):
     RETRY_AFTER_STATUS_CODES: frozenset[int] = frozenset()
 
     def __init__(self, *args: Any, delays: Sequence[float] = (),
-                 sleep: Callable[[float], None] = time.sleep, **kwargs: Any) -> None:
+                 sleep: Callable[[float], None] = time.sleep, client: str = "", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.delays = tuple(float(d) for d in delays)
         self._sleep = sleep
+        #: the named client's name, for the ``pyramid_tokens.http.retries`` counter
+        self.client = client
 
     @classmethod
-    def from_delays(cls, delays: Sequence[float], *,
-                    sleep: Callable[[float], None] = time.sleep) -> "BackoffRetry":
+    def from_delays(cls, delays: Sequence[float], *, sleep: Callable[[float], None] = time.sleep,
+                    client: str = "") -> "BackoffRetry":
         """The policy of a named client: ``len(delays)`` retries of idempotent requests.
 
         Connection failures (the request never left) are retried for any method; read errors and
@@ -78,20 +81,23 @@ class BackoffRetry(Retry):
         last response is returned rather than raised.
         """
         return cls(total=len(delays), allowed_methods=IDEMPOTENT_METHODS,
-                   status_forcelist=RETRY_STATUSES, raise_on_status=False, delays=delays, sleep=sleep)
+                   status_forcelist=RETRY_STATUSES, raise_on_status=False, delays=delays, sleep=sleep, client=client)
 
     def new(self, **kw: Any) -> "BackoffRetry":
         retry = super().new(**kw)
-        retry.delays, retry._sleep = self.delays, self._sleep
+        retry.delays, retry._sleep, retry.client = self.delays, self._sleep, self.client
         return retry
 
     def increment(self, *args: Any, **kwargs: Any) -> "BackoffRetry":
+        """urllib3 calls this for each failure; returning (not raising) means one more attempt follows."""
         try:
-            return super().increment(*args, **kwargs)
+            retry = super().increment(*args, **kwargs)
         except MaxRetryError as exhausted:
             if isinstance(exhausted.reason, ReadTimeoutError):
                 raise exhausted.reason  # so requests reports a Timeout, not a ConnectionError
             raise
+        metrics.http_retry(self.client)
+        return retry
 
     def get_backoff_time(self) -> float:
         """The configured delay for the retry about to happen (``history`` counts the failures)."""
@@ -142,8 +148,10 @@ class TokenAuth(requests.auth.AuthBase):
     """
 
     def __init__(self, token_source: TokenSource, *, replay_unsafe_methods: bool = False,
-                 origin: str | None = None, dpop_nonces: DPoPNonces | None = None) -> None:
+                 origin: str | None = None, dpop_nonces: DPoPNonces | None = None, client: str = "") -> None:
         self.token_source = token_source
+        #: the named client's name, for the replay and nonce-retry counters
+        self.client = client
         self.replay_unsafe_methods = replay_unsafe_methods
         #: when set, the token goes only to this origin (the client's base URL): never to other hosts
         self.origin = _origin(origin) if origin else None
@@ -227,6 +235,10 @@ class TokenAuth(requests.auth.AuthBase):
         self.attach(prep, token)
         prep._token_replayed = renewal or getattr(r.request, "_token_replayed", False)  # type: ignore[attr-defined]
         prep._dpop_nonce_retried = nonce_retry  # type: ignore[attr-defined]
+        if renewal:
+            metrics.http_replay(self.client)
+        if nonce_retry:
+            metrics.dpop_nonce_retry("resource")
         replay = r.connection.send(prep, **kwargs)  # type: ignore[attr-defined]
         replay.history = [*r.history, r]
         replay.request = prep
@@ -323,7 +335,8 @@ class NamedClient:
         #: dot segment or empty segment in the base that urljoin would rewrite)
         self.appends = urljoin(self.base_url, "a/b?c#d") == self.base_url + "a/b?c#d" and \
             not urlsplit(self.base_url).query and "#" not in self.base_url
-        self.adapter = HTTPAdapter(pool_maxsize=pool_maxsize, max_retries=BackoffRetry.from_delays(self.retry))
+        self.adapter = HTTPAdapter(pool_maxsize=pool_maxsize,
+                                   max_retries=BackoffRetry.from_delays(self.retry, client=name))
 
     def session(self, token_source: TokenSource | None, *, cert: Any = None,
                 dpop_nonces: DPoPNonces | None = None) -> TokenSession:
@@ -334,7 +347,7 @@ class NamedClient:
         auth = None
         if token_source is not None:
             auth = TokenAuth(token_source, replay_unsafe_methods=self.replay_unsafe_methods, origin=self.base_url,
-                             dpop_nonces=dpop_nonces)
+                             dpop_nonces=dpop_nonces, client=self.name)
         session = TokenSession(self, auth)
         if cert is not None:
             session.cert = cert

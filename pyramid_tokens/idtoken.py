@@ -60,11 +60,11 @@ def validate_id_token(id_token: str, *, discovery: Discovery, client_id: str, no
                      "require": ["iss", "sub", "aud", "exp", "iat"]},
         )
     except jwt.InvalidSignatureError:
-        raise InvalidIdToken("the ID token's signature is invalid") from None
+        raise InvalidIdToken("the ID token's signature is invalid", check="signature") from None
     except jwt.InvalidAudienceError:
-        raise InvalidIdToken("the ID token's audience does not contain this client") from None
+        raise InvalidIdToken("the ID token's audience does not contain this client", check="audience") from None
     except jwt.InvalidIssuerError:
-        raise InvalidIdToken("the ID token's issuer is not the provider") from None
+        raise InvalidIdToken("the ID token's issuer is not the provider", check="issuer") from None
     except jwt.MissingRequiredClaimError as exc:
         raise InvalidIdToken(f"the ID token has no {exc.claim} claim") from None
     except jwt.PyJWTError as exc:
@@ -73,7 +73,7 @@ def validate_id_token(id_token: str, *, discovery: Discovery, client_id: str, no
                           expected_sub=expected_sub, skew=skew, max_age=max_age)
     if access_token is not None and "at_hash" in claims:
         if not same_text(str(claims["at_hash"]), token_hash(access_token, alg)):
-            raise InvalidIdToken("the ID token's at_hash does not match the access token")
+            raise InvalidIdToken("the ID token's at_hash does not match the access token", check="at_hash")
     return claims
 
 
@@ -90,14 +90,14 @@ def check_id_token_claims(claims: dict[str, Any], *, client_id: str, now: float,
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise InvalidIdToken(f"the ID token's {name} is not a number")
     if now > claims["exp"] + skew:
-        raise InvalidIdToken("the ID token has expired")
+        raise InvalidIdToken("the ID token has expired", check="expiry")
     if claims["iat"] > now + skew:
         raise InvalidIdToken("the ID token was issued in the future")
     if claims["iat"] < now - max_age - skew:
         raise InvalidIdToken("the ID token was issued too long ago")
     if require_nonce or nonce is not None:
         if not isinstance(claims.get("nonce"), str) or not nonce or not same_text(claims["nonce"], nonce):
-            raise InvalidIdToken("the ID token's nonce does not match the login request")
+            raise InvalidIdToken("the ID token's nonce does not match the login request", check="nonce")
     if not isinstance(claims["sub"], str) or not claims["sub"]:
         raise InvalidIdToken("the ID token's sub is empty")
     if expected_sub is not None and claims["sub"] != expected_sub:

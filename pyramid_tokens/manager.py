@@ -12,11 +12,13 @@ from typing import Any, Callable, Mapping
 
 import requests
 
+from . import metrics
 from .clienttokens import ClientTokens
 from .clock import Clock, system_clock
 from .discovery import Discovery
 from .dpop import DPoPNonces
 from .errors import ConfigurationError, LoginRequired
+from .events import E, Event, EventHub, UserLoggedIn, UserLoggedOut
 from .exchange import TokenExchanges, exchange_clients
 from .httpclient import NamedClient
 from .oidc import OidcClient
@@ -40,6 +42,8 @@ class TokenManager:
                  rotations: TokenStore | None = None, session_ttl: float | None = None) -> None:
         self.options = options
         self.clock = clock
+        #: every event of this manager's flows (:mod:`pyramid_tokens.events`); see :meth:`subscribe`
+        self.events = EventHub()
         self.transport = Transport(session, timeout=options.timeout)
         self._discoveries: dict[str, Discovery] = {}
         self.oidc: OidcClient | None = None
@@ -60,7 +64,7 @@ class TokenManager:
             client_cache = client_cache_for(options, clock)
         self.client_tokens = ClientTokens(
             clients, client_cache, clock=clock, buffer=options.cache_lifetime_buffer,
-            defaults={name: (o.scope, o.resource) for name, o in options.clients.items()},
+            defaults={name: (o.scope, o.resource) for name, o in options.clients.items()}, events=self.events,
         )
         if type(self).get_client_access_token is TokenManager.get_client_access_token:  # an override in a subclass wins
             self.get_client_access_token = self.client_tokens.get  # the same call, a frame less (~250 ns in all)
@@ -72,7 +76,7 @@ class TokenManager:
             self.user_tokens = UserTokens(
                 self.oidc, store, rotations=rotations,
                 clock=clock, refresh_before_expiration=options.refresh_before_expiration, ttl=session_ttl,
-                validate_id_token=self.oidc.validate_refreshed_id_token,
+                validate_id_token=self.oidc.validate_refreshed_id_token, events=self.events,
             )
         #: token exchanges (RFC 8693): the exchanging client per exchange; tokens cached with the login
         self.exchanges = TokenExchanges(
@@ -114,6 +118,23 @@ class TokenManager:
         if key not in self._discoveries:
             self._discoveries[key] = Discovery(key, self.transport, clock=self.clock)
         return self._discoveries[key]
+
+    # -- events ------------------------------------------------------------------------------------
+    def subscribe(self, event_type: type[E], subscriber: Callable[[E], Any]) -> Callable[[E], Any]:
+        """Call ``subscriber(event)`` for each event of ``event_type`` (or a subclass); returns the subscriber.
+
+        A subscriber that raises is logged and changes nothing in the token flow.
+        """
+        return self.events.subscribe(event_type, subscriber)
+
+    def unsubscribe(self, event_type: type[Event], subscriber: Callable[[Any], Any]) -> bool:
+        """Stop calling ``subscriber`` for ``event_type``; False when it was not subscribed."""
+        return self.events.unsubscribe(event_type, subscriber)
+
+    def logged_out(self, sub: str | None, how: str, *, sid: str | None = None) -> None:
+        """Tell subscribers and the ``pyramid_tokens.logouts`` counter that a login ended (``how``: see events)."""
+        metrics.logout(how)
+        self.events.emit(UserLoggedOut(sub=sub, how=how, sid=sid))
 
     # -- tokens ------------------------------------------------------------------------------------
     def get_client_access_token(self, name: str | None = None, *, force_renewal: bool = False,
@@ -231,8 +252,12 @@ class TokenManager:
         """Log a user in with the device flow (RFC 8628); see :func:`pyramid_tokens.device.device_login`."""
         from .device import device_login
 
-        return device_login(self.oidc, self.user_tokens, scope=scope, display=display, timeout=timeout,
-                            **({"sleep": sleep} if sleep is not None else {}))
+        token = device_login(self.oidc, self.user_tokens, scope=scope, display=display, timeout=timeout,
+                             **({"sleep": sleep} if sleep is not None else {}))
+        record = self._users().record(LOCAL_USER) or {}
+        metrics.login("success")
+        self.events.emit(UserLoggedIn(sub=record.get("sub") or "", claims={}))
+        return token
 
     def _repr_html_(self) -> str:
         """Jupyter display: authority, clients and cached tokens, the user, named HTTP clients; no values."""

@@ -10,7 +10,7 @@ secret: only grant types, outcomes, client names, endpoints and error codes (low
 | ``pyramid_tokens.token.requests`` | counter | ``pyramid_tokens.grant_type``, ``pyramid_tokens.outcome`` |
 | ``pyramid_tokens.token.cache`` | counter | ``pyramid_tokens.token.kind`` (user, client), ``pyramid_tokens.cache.result`` (hit, miss, early_renewal) |
 | ``pyramid_tokens.refresh.failures`` | counter | ``error.type`` |
-| ``pyramid_tokens.logins`` | counter | ``pyramid_tokens.outcome`` |
+| ``pyramid_tokens.logins`` | counter | ``pyramid_tokens.outcome`` (success, failure), ``error.type`` (the check) |
 | ``pyramid_tokens.logouts`` | counter | ``pyramid_tokens.logout.how`` |
 | ``pyramid_tokens.http.retries`` | counter | ``pyramid_tokens.client`` |
 | ``pyramid_tokens.http.replays`` | counter | ``pyramid_tokens.client`` |
@@ -42,6 +42,23 @@ ERROR_TYPE = "error.type"
 STATUS_CODE = "http.response.status_code"
 
 ENABLED = _otel_metrics is not None
+
+#: the error codes an attribute may carry (RFC 6749 §5.2, RFC 6750 §3.1, RFC 8628 §3.5, RFC 9449, OIDC Core
+#: §3.1.2.6, and the package's own); any other value a provider sends is ``other``, so that a hostile or
+#: buggy provider cannot blow up the number of time series
+KNOWN_ERRORS = frozenset({
+    "invalid_request", "invalid_client", "invalid_grant", "unauthorized_client", "unsupported_grant_type",
+    "invalid_scope", "invalid_target", "access_denied", "server_error", "temporarily_unavailable",
+    "invalid_token", "insufficient_scope", "authorization_pending", "slow_down", "expired_token",
+    "invalid_dpop_proof", "use_dpop_nonce", "login_required", "consent_required", "interaction_required",
+    "account_selection_required", "invalid_request_uri", "invalid_request_object",
+    "token_error", "invalid_response", "invalid_id_token", "login_failed",
+})
+
+
+def error_code(error: str | None) -> str:
+    """``error`` when it is a known code, else ``other`` (attribute values stay few and never carry text)."""
+    return error if error in KNOWN_ERRORS else "other"
 
 
 class _Instruments:
@@ -77,7 +94,8 @@ _instruments = _Instruments(_otel_metrics) if _otel_metrics is not None else Non
 def token_request(grant_type: str, outcome: str) -> None:
     """One token request sent to the provider (``outcome``: ``success`` or the error code)."""
     if _instruments is not None:
-        _instruments.token_requests.add(1, {GRANT_TYPE: grant_type, OUTCOME: outcome})
+        _instruments.token_requests.add(1, {GRANT_TYPE: grant_type,
+                                            OUTCOME: outcome if outcome == "success" else error_code(outcome)})
 
 
 def token_cache(kind: str, result: str) -> None:
@@ -87,16 +105,19 @@ def token_cache(kind: str, result: str) -> None:
 
 
 def refresh_failure(error: str) -> None:
+    """A user token refresh failed with ``error`` (the provider's code or ours)."""
     if _instruments is not None:
-        _instruments.refresh_failures.add(1, {ERROR_TYPE: error})
+        _instruments.refresh_failures.add(1, {ERROR_TYPE: error_code(error)})
 
 
-def login(outcome: str) -> None:
+def login(outcome: str, check: str | None = None) -> None:
+    """A login ``success`` or ``failure``; a failure names the ``check`` that failed as ``error.type``."""
     if _instruments is not None:
-        _instruments.logins.add(1, {OUTCOME: outcome})
+        _instruments.logins.add(1, {OUTCOME: outcome, **({ERROR_TYPE: check} if check else {})})
 
 
 def logout(how: str) -> None:
+    """A login ended: ``how`` is ``local``, ``rp-initiated``, ``back-channel`` or ``application``."""
     if _instruments is not None:
         _instruments.logouts.add(1, {LOGOUT_HOW: how})
 
@@ -123,5 +144,5 @@ def provider_duration(endpoint: str, seconds: float, *, status: int | None = Non
         if status is not None:
             attributes[STATUS_CODE] = status
         if error is not None:
-            attributes[ERROR_TYPE] = error
+            attributes[ERROR_TYPE] = error_code(error)
         _instruments.provider_duration.record(seconds, attributes)

@@ -123,22 +123,22 @@ class OidcClient(TokenClient):
         """Check the authorization response, exchange the code and validate what comes back."""
         state = params.get("state")
         if not state or not same_text(str(state), pending.state):
-            raise LoginFailed("the login response's state does not match this browser's login request")
+            raise LoginFailed("the login response's state does not match this browser's login request", check="state")
         if self.clock() - pending.created_at > LOGIN_TIMEOUT:
-            raise LoginFailed("the login took too long; please try again")
+            raise LoginFailed("the login took too long; please try again", check="expired")
         assert self.discovery is not None
         metadata = self.discovery.metadata()
         iss = params.get("iss")
         if (iss is not None or metadata.get("authorization_response_iss_parameter_supported")) and \
                 iss != metadata["issuer"]:
-            raise LoginFailed("the login response's iss parameter is not the provider's issuer (RFC 9207)")
+            raise LoginFailed("the login response's iss parameter is not the provider's issuer (RFC 9207)", check="iss")
         if params.get("error"):
             error = str(params["error"])[:100]
             description = str(params.get("error_description") or "")[:300] or None
-            raise LoginFailed(f"the provider refused the login: {description or error}", error=error)
+            raise LoginFailed(f"the provider refused the login: {description or error}", error=error, check="provider")
         code = params.get("code")
         if not code:
-            raise LoginFailed("the login response has no authorization code")
+            raise LoginFailed("the login response has no authorization code", check="code")
         tokens = self.request_token(
             grant_form("authorization_code", code=code, redirect_uri=pending.redirect_uri,
                        code_verifier=pending.code_verifier),
@@ -149,7 +149,7 @@ class OidcClient(TokenClient):
         if tokens.access_token.scope is None:
             tokens = _with_scope(tokens, self.options.scope)
         if not tokens.id_token:
-            raise InvalidResponse("authorization code exchange: the provider returned no id_token")
+            raise InvalidResponse("authorization code exchange: the provider returned no id_token", check="id_token")
         claims = validate_id_token(tokens.id_token, discovery=self.discovery, client_id=self.client_id,
                                    now=self.clock(), nonce=pending.nonce, require_nonce=True,
                                    access_token=tokens.access_token.access_token)
@@ -157,9 +157,9 @@ class OidcClient(TokenClient):
         if self.options.userinfo and self.discovery.endpoint("userinfo_endpoint"):
             info = self.userinfo(tokens.access_token)
             if not isinstance(info.get("sub"), str):  # OIDC Core §5.3.2: sub is required, a string
-                raise InvalidResponse("userinfo: sub must be a string")
+                raise InvalidResponse("userinfo: sub must be a string", check="userinfo")
             if info.get("sub") != claims["sub"]:
-                raise LoginFailed("userinfo names another user than the ID token (sub mismatch)")
+                raise LoginFailed("userinfo names another user than the ID token (sub mismatch)", check="userinfo")
             merged.update(info)
         log.info("user %s logged in (client %s)", claims["sub"], self.client_id)
         return LoginResult(claims=merged, tokens=tokens)

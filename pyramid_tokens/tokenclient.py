@@ -23,13 +23,14 @@ from urllib.parse import parse_qsl
 
 from oauthlib.oauth2.rfc6749.parameters import prepare_token_request
 
+from . import metrics
 from .clock import Clock, system_clock
 from .discovery import Discovery
 from .dpop import NONCE_HEADER, USE_DPOP_NONCE, DPoPKey, DPoPNonces, challenge_error, valid_nonce
 from .errors import ConfigurationError, InvalidResponse, LoginRequired, TokenError
 from .options import ClientCredentials
 from .responses import TokenResponse, endpoint_of, error_from_reply, parse_token_response
-from .transport import Reply, Transport
+from .transport import Reply, Transport, endpoint_kind
 
 if TYPE_CHECKING:
     from .tokens import AccessToken
@@ -48,6 +49,22 @@ def names_endpoint(method: Callable[..., T]) -> Callable[..., T]:
             if exc.endpoint is None:
                 exc.endpoint = endpoint_of(url)
             raise
+
+    return call
+
+
+def counts_token_request(method: Callable[..., T]) -> Callable[..., T]:
+    """A token request, counted by grant type and outcome (``success`` or the error code)."""
+    @functools.wraps(method)
+    def call(self: Any, form: Mapping[str, Any], *args: Any, **kwargs: Any) -> T:
+        grant = str(form.get("grant_type"))
+        try:
+            response = method(self, form, *args, **kwargs)
+        except TokenError as exc:
+            metrics.token_request(grant, exc.error)
+            raise
+        metrics.token_request(grant, "success")
+        return response
 
     return call
 
@@ -142,6 +159,7 @@ class TokenClient:
             if attempt == 2 or not fresh or reply.status != 400 or error != USE_DPOP_NONCE:
                 return reply
             log.debug("%s: the provider asked for a DPoP nonce; retrying once with it", what)
+            metrics.dpop_nonce_retry(endpoint_kind(what))
         assert reply is not None
         return reply
 
@@ -173,6 +191,7 @@ class TokenClient:
             if attempt == 2 or not fresh or reply.status != 401 or \
                     challenge_error(reply.headers.get("WWW-Authenticate")) != USE_DPOP_NONCE:
                 break
+            metrics.dpop_nonce_retry(endpoint_kind(what))
         assert reply is not None
         if reply.status != 200:
             raise error_from_reply(reply, what, url=url)
@@ -181,6 +200,7 @@ class TokenClient:
                                   endpoint=endpoint_of(url))
         return reply.data
 
+    @counts_token_request
     def request_token(self, form: Mapping[str, Any], *, what: str, scope: str | None = None,
                       resource: str | None = None, dpop: DPoPKey | None = None) -> TokenResponse:
         """POST a grant to the token endpoint and return the validated response (DPoP-bound with ``dpop``).

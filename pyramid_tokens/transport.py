@@ -12,15 +12,17 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 import requests
 
+from . import metrics
 from .clientauth import apply_client_auth
 from .deadline import WATCHDOG, Deadline, DeadlineAdapter, deadline
-from .errors import InvalidResponse, ProviderUnavailable
+from .errors import InvalidResponse, ProviderUnavailable, TokenError
 from .options import ClientCredentials
 from .responses import error_from_reply
 
@@ -39,6 +41,21 @@ class Reply:
     status: int
     headers: Mapping[str, str]
     data: Any
+
+
+#: the endpoint a call's ``what`` goes to, as the ``pyramid_tokens.endpoint`` metric attribute (few values)
+ENDPOINTS = {
+    "discovery": "discovery", "JWKS": "jwks", "userinfo": "userinfo", "token revocation": "revocation",
+    "device authorization request": "device_authorization", "pushed authorization request": "par",
+}
+
+
+def endpoint_kind(what: str) -> str:
+    """``token`` for every grant (``... request``, ``... exchange``), else the named endpoint, else ``other``."""
+    kind = ENDPOINTS.get(what)
+    if kind is not None:
+        return kind
+    return "token" if what.endswith((" token request", " credentials request", " exchange")) else "other"
 
 
 def _host(url: str) -> str:
@@ -86,6 +103,18 @@ class Transport:
         ``timeout`` bounds the whole call (connect, status line, headers, body), however slowly the
         bytes arrive.
         """
+        started = time.perf_counter()
+        try:
+            reply = self._request(method, url, what=what, data=data, headers=headers, cert=cert)
+        except TokenError as exc:
+            metrics.provider_duration(endpoint_kind(what), time.perf_counter() - started,
+                                      status=exc.status_code, error=exc.error)
+            raise
+        metrics.provider_duration(endpoint_kind(what), time.perf_counter() - started, status=reply.status)
+        return reply
+
+    def _request(self, method: str, url: str, *, what: str, data: Mapping[str, Any] | None,
+                 headers: Mapping[str, str] | None, cert: Any) -> Reply:
         answered = False  # the status line and headers arrived: a late body is "not complete"
         with deadline(self.timeout) as call:
             try:

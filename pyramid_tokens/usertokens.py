@@ -16,8 +16,10 @@ import logging
 import threading
 from typing import Any
 
+from . import metrics
 from .clock import Clock, system_clock
 from .errors import InvalidResponse, LoginRequired, ProviderUnavailable, SubjectMismatch, TokenError
+from .events import EventHub, RefreshTokenRevoked, UserTokenRefreshed, UserTokenRefreshFailed
 from .responses import TokenResponse
 from .stores import TokenStore
 from .tokenclient import TokenClient
@@ -58,8 +60,10 @@ class UserTokens:
 
     def __init__(self, client: TokenClient, store: TokenStore, *, rotations: TokenStore | None = None,
                  clock: Clock = system_clock, refresh_before_expiration: float = 60.0, ttl: float | None = None,
-                 lock_timeout: float = 30.0, validate_id_token: Any = None) -> None:
+                 lock_timeout: float = 30.0, validate_id_token: Any = None, events: EventHub | None = None) -> None:
         self.client = client
+        #: where refreshes, refresh failures and revocations are told (``TokenManager.events``)
+        self.events = events if events is not None else EventHub()
         self.store = store
         self.rotations = store if rotations is None else rotations
         self.clock = clock
@@ -127,6 +131,7 @@ class UserTokens:
                 if parsed is None or parsed[0] != data:
                     parsed = self._parsed_token(handle, resource, data)
                 if parsed[2] is None or self.clock() < parsed[2]:  # i.e. not token.renewal_due(margin, now)
+                    metrics.token_cache("user", "hit")  # the one thing a valid read records (a no-op without otel)
                     return parsed[1], parsed[2]
         token = self._renew(handle, store, seen, resource, force_renewal)
         return token, token.renewal_deadline(self.margin)
@@ -173,6 +178,7 @@ class UserTokens:
                 if token is not None and not token.renewal_due(self.margin, self.clock()):
                     return token
                 refresh_token = record["refresh_token"]
+            metrics.token_cache("user", "miss" if token is None or token.is_expired(self.clock()) else "early_renewal")
             return self._refresh(handle, store, record, refresh_token, resource, token)
 
     def _refresh(self, handle: str, store: TokenStore, record: dict[str, Any], refresh_token: str,
@@ -193,9 +199,11 @@ class UserTokens:
                     return renewed
             log.warning("user %s: refresh token refused (%s); login required", sub, exc.error)
             store.delete(handle)
+            self._failed(sub, exc.error, resource, login_ended=True)
             raise LoginRequired("the refresh token is no longer accepted; please log in again",
                                 error=exc.error, status_code=exc.status_code, endpoint=exc.endpoint) from None
         except (ProviderUnavailable, InvalidResponse) as exc:  # down, or answering garbage: same to the user
+            self._failed(sub, exc.error, resource, login_ended=False)
             if current is not None and not current.is_expired(self.clock()):
                 log.warning("user %s: refresh failed (%s); using the current token until it expires at %s",
                             sub, exc, current.expires_at)
@@ -220,6 +228,7 @@ class UserTokens:
                 # The provider answered for another user: its access token is not this user's. Fail closed.
                 log.warning("user %s: the refresh was answered for another user; login required", sub)
                 store.delete(handle)
+                self._failed(sub, "invalid_id_token", resource, login_ended=True)
                 raise LoginRequired("the provider answered the refresh for another user; please log in again",
                                     error="login_required") from None
             except TokenError as exc:
@@ -230,7 +239,13 @@ class UserTokens:
             self.rotations.set(rotation_key(refresh_token, handle), updated, ROTATION_GRACE)
         log.info("user %s: refreshed access token%s (refresh #%d, expires at %s)", sub,
                  f" for {resource}" if resource else "", updated["refreshes"], tokens.access_token.expires_at)
+        self.events.emit(UserTokenRefreshed(sub=sub, expires_at=tokens.access_token.expires_at, resource=resource,
+                                            rotated=updated["refresh_token"] != refresh_token))
         return tokens.access_token
+
+    def _failed(self, sub: str | None, error: str, resource: str | None, *, login_ended: bool) -> None:
+        metrics.refresh_failure(error)
+        self.events.emit(UserTokenRefreshFailed(sub=sub, error=error, login_ended=login_ended, resource=resource))
 
     # -- revocation -----------------------------------------------------------------------------------
     def revoke_refresh_token(self, handle: str, *, store: TokenStore | None = None) -> bool:
@@ -247,4 +262,7 @@ class UserTokens:
                 return False
             store.set(handle, {**record, "refresh_token": None, "generation": int(record.get("generation") or 0) + 1},
                       self.ttl)
-        return self.client.revoke(refresh_token, hint="refresh_token")
+        revoked = self.client.revoke(refresh_token, hint="refresh_token")
+        if revoked:
+            self.events.emit(RefreshTokenRevoked(sub=record.get("sub")))
+        return revoked

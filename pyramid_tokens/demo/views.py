@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 from html import escape
 from typing import Any
 
@@ -13,7 +14,9 @@ from pyramid.request import Request
 from pyramid.response import Response
 
 from ..errors import LoginRequired, TokenError
-from ..html import countdown, format_claim, page, table
+from ..events import Event
+from ..html import countdown, format_claim, grid, page, table
+from .recent import RECENT, RecentEvents, recent_events
 from ..web.registry import MANAGER
 from ..web.request import user_binding
 
@@ -35,6 +38,8 @@ def includeme(config: Configurator) -> None:
     config.add_route("demo.refresh", "/refresh")
     config.add_route("demo.revoke", "/revoke")
     config.add_route("demo.health", "/health")
+    config.registry[RECENT] = recent = RecentEvents()
+    config.add_subscriber(recent.remember, Event)  # the package's events reach Pyramid subscribers
     config.scan(".views")
 
 
@@ -108,8 +113,15 @@ def home(request: Request) -> Response:
             f"<p>{_form(request, 'demo.refresh', 'Refresh now')}"
             f"{_form(request, 'demo.revoke', 'Revoke refresh token')}"
             f"{_form(request, 'pyramid_tokens.logout', 'Log out')}</p>"
-            f"<h2>Your claims</h2>{table(claims)}")
+            f"<h2>Your claims</h2>{table(claims)}"
+            f"<h2>Recent events</h2>{_recent(request, identity.sub)}")
     return _html("pyramid_tokens demo", body)
+
+
+def _recent(request: Request, sub: str) -> str:
+    rows = [(time.strftime("%H:%M:%S", time.gmtime(at)) + " UTC", line)
+            for at, line in recent_events(request.registry).of(sub)]
+    return grid(("when", "event"), rows) if rows else "<p>None yet in this process.</p>"
 
 
 def _call(session: requests.Session, path: str) -> tuple[str, str]:

@@ -15,9 +15,12 @@ from pyramid.csrf import LegacySessionCSRFStoragePolicy
 from pyramid.exceptions import ConfigurationError as PyramidConfigurationError
 from pyramid.interfaces import ICSRFStoragePolicy, IRequestExtensions, IRequestFactory, IRoutesMapper, ISessionFactory
 from pyramid.request import Request
+from pyramid.threadlocal import get_current_request
+from zope.interface import providedBy
 
 from ..clock import system_clock
 from ..errors import ConfigurationError, LoginRequired, TemporarilyUnavailable, TokenError
+from ..events import Event, call_subscriber, with_request
 from ..manager import TokenManager
 from ..options import ClientCredentialsOptions, ExchangeOptions, HttpClientOptions, Options, SessionOptions, \
     check_references, parse_settings
@@ -101,6 +104,9 @@ def _build_manager(registry: Any) -> None:
         session_ttl=options.session.timeout or DEFAULT_SESSION_TTL,
     )
     registry[MANAGER] = manager
+    # Events reach config.add_subscriber(fn, EventType) too, carrying the request they happened in.
+    manager.events.decorate = _with_current_request
+    manager.events.forward = lambda event: _notify(registry, event)
     registry[COOKIE_SESSION] = manager.user_tokens is not None and options.session.in_cookie and \
         options.store == "session"
 
@@ -123,7 +129,8 @@ def _install_request_methods(registry: Any) -> None:
 
         extensions = _RequestExtensions()
         registry.registerUtility(extensions, IRequestExtensions)
-    for name in ("get_user_access_token", "revoke_user_refresh_token", "get_client_access_token", "http_client"):
+    for name in ("get_user_access_token", "revoke_user_refresh_token", "get_client_access_token",
+                 "get_exchanged_token", "http_client"):
         extensions.methods.setdefault(name, getattr(RequestMethods, name))
 
 

@@ -18,6 +18,7 @@ from pyramid.httpexceptions import HTTPBadRequest, HTTPFound
 from pyramid.request import Request
 from pyramid.response import Response
 
+from .. import events, metrics
 from ..beakerstores import delete_stored_session
 from ..errors import LoginRequired, ProviderUnavailable, TemporarilyUnavailable, TokenError
 from ..html import page
@@ -37,6 +38,12 @@ REALM = "pyramid_tokens"
 
 def _manager(request: Request) -> Any:
     return request.registry[MANAGER]
+
+
+def _login_failed(request: Request, check: str, error: str) -> None:
+    """A login that failed ``check``: one ``LoginFailed`` event, one ``pyramid_tokens.logins`` failure."""
+    metrics.login("failure", check)
+    _manager(request).events.emit(events.LoginFailed(check=check, error=error))
 
 
 def _no_store(response: Response) -> Response:
@@ -80,6 +87,7 @@ def callback_view(request: Request) -> Response:
     if data is None:
         if logins != request.session.get(LOGINS):
             request.session[LOGINS] = logins
+        _login_failed(request, "state", "login_failed")
         return _failure(request, "This login response does not belong to a login started in this browser "
                                  "(state missing or unknown).")
     request.session[LOGINS] = logins
@@ -87,9 +95,11 @@ def callback_view(request: Request) -> Response:
         result = manager.oidc.complete_login(request.GET, PendingLogin.from_dict(data))
     except TemporarilyUnavailable as exc:
         log.warning("login failed: %s", exc)
+        _login_failed(request, "provider_unavailable", exc.error)
         return _failure(request, "The login provider is unavailable right now. Please try again shortly.", 503)
     except TokenError as exc:
         log.warning("login failed: %s", exc)
+        _login_failed(request, exc.check, exc.error)
         return _failure(request, f"The login could not be completed: {exc.error_description or exc.error}")
     # A new session id at login: whatever id an attacker planted before is worthless now.
     old_handle = request.session.get(HANDLE)
@@ -111,7 +121,12 @@ def callback_view(request: Request) -> Response:
         request.session.pop(HANDLE, None)
         request.session.pop(IDENTITY, None)
         log.warning("login failed: %s", exc)
+        _login_failed(request, "session", exc.error)
         return _failure(request, f"The login could not be completed: {exc.error_description or exc.error}")
+    metrics.login("success")
+    sid = result.claims.get("sid")
+    manager.events.emit(events.UserLoggedIn(sub=result.sub, sid=sid if isinstance(sid, str) else None,
+                                            claims=_json_claims(result.claims)))  # no nonce, no token hashes
     return _no_store(HTTPFound(location=safe_path(data.get("came_from"), "/")))
 
 
@@ -143,10 +158,11 @@ def logout_view(request: Request) -> Response:
     options = manager.options
     binding = user_binding(request)
     handle = binding.handle
-    id_token = None
+    id_token = sid = None
+    sub = (request.session.get(IDENTITY) or {}).get("sub")
     if handle and manager.user_tokens is not None:
         record = binding.record() or {}
-        id_token = record.get("id_token")
+        id_token, sid, sub = record.get("id_token"), record.get("sid"), record.get("sub") or sub
         if options.revoke_on_logout:
             try:
                 binding.manager.revoke_user_refresh_token(handle=handle, store=binding.store)
@@ -165,6 +181,7 @@ def logout_view(request: Request) -> Response:
                                                state=secrets.token_urlsafe(16))
         except TokenError as exc:
             log.warning("logout: provider logout skipped (%s)", exc)
+        manager.logged_out(sub, events.LOGOUT_RP_INITIATED if url else events.LOGOUT_LOCAL, sid=sid)
     return _no_store(HTTPFound(location=url or absolute))
 
 

@@ -73,3 +73,28 @@ def test_events_are_immutable_and_carry_the_request_only_when_given_one():
     assert with_request(event, request).request is request and event.request is None
     assert with_request(event, request) == event  # the request is context, not identity
     assert "request" not in repr(with_request(event, request))
+
+
+def test_a_hostile_value_is_quoted_so_it_cannot_forge_a_log_line_or_a_field(caplog):
+    hub = EventHub()
+    with caplog.at_level(logging.INFO, logger="pyramid_tokens.events"):
+        hub.emit(UserLoggedIn(sub="alice\nUserLoggedIn sub=admin"))
+        hub.emit(UserTokenRefreshFailed(sub="bob", error="x login_ended=False", login_ended=True))
+    assert caplog.messages == [
+        "UserLoggedIn sub='alice\\nUserLoggedIn sub=admin'",
+        "UserTokenRefreshFailed sub=bob error='x login_ended=False' login_ended=True",
+    ]
+    assert all("\n" not in message for message in caplog.messages)
+
+
+def test_no_log_line_is_built_when_nobody_reads_it(caplog):
+    built = []
+
+    class Watched(UserLoggedIn):
+        def log_line(self) -> str:
+            built.append(self)
+            return super().log_line()
+
+    with caplog.at_level(logging.WARNING, logger="pyramid_tokens.events"):
+        EventHub().emit(Watched(sub="alice"))
+    assert built == []
