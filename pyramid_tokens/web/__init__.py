@@ -154,6 +154,17 @@ def _routes_after_the_apps(registry: Any) -> None:
     routes[first:] = after[:stop] + ours + after[stop:]
 
 
+def _notify(registry: Any, event: Event) -> None:
+    """``registry.notify(event)``, each subscriber on its own: one that raises leaves the others their call."""
+    for subscriber in registry.adapters.subscriptions([providedBy(event)], None):
+        call_subscriber(subscriber, event)
+
+
+def _with_current_request(event: Event) -> Event:
+    request = get_current_request()
+    return event if request is None else with_request(event, request)
+
+
 def add_http_client(config: Configurator, name: str, *, base_url: str, token: str = "user",
                     retry: Any = (), timeout: float = 10.0, replay_unsafe_methods: bool = False) -> None:
     """Directive: a named HTTP client, the code-first twin of ``tokens.http.NAME.*``."""

@@ -7,7 +7,7 @@ import webtest
 
 from pyramid_tokens.demo.recent import PER_USER, USERS, RecentEvents
 from pyramid_tokens.events import ClientTokenAcquired, UserLoggedIn
-from tests.pyramid.conftest import login
+from tests.support.web import login
 from tests.pyramid.test_demo_pages import demo_app
 
 HTML = {"Accept": "text/html"}

@@ -15,11 +15,11 @@ import requests
 import webtest
 
 from pyramid_tokens.devidp.server import serve
-from pyramid_tokens.devidp.testing import browser_login
+from tests.support.provider import browser_login
 from pyramid_tokens.events import (
     Event, LoginFailed, RefreshTokenRevoked, UserLoggedIn, UserLoggedOut, UserTokenRefreshed, UserTokenRefreshFailed,
 )
-from tests.pyramid.conftest import base_settings, build_app, login
+from tests.support.web import base_settings, build_app, login
 
 from .conftest import event_texts
 
@@ -46,10 +46,7 @@ def make_app(idp, clock, heard):
     """A Pyramid app whose ``config.add_subscriber(heard, Event)`` hears every event of the package."""
     def factory(subscriber=heard, extra=None, **overrides):
         def configure(config):
-            config.add_subscriber(subscriber, Event)
-            config.add_route("revoke", "/revoke")
-            config.add_view(lambda request: {"revoked": request.revoke_user_refresh_token()}, route_name="revoke",
-                            renderer="json")
+            config.add_subscriber(subscriber, Event)  # the shared app has /revoke
             if extra:
                 extra(config)
         return webtest.TestApp(build_app(base_settings(idp, **overrides), clock, configure))
