@@ -50,6 +50,10 @@ class DevClient:
     token_endpoint_auth_method: str | None = None
     #: RFC 9449 §5.2: every token request of this client must carry a DPoP proof
     dpop_bound_access_tokens: bool = False
+    #: OpenID Connect Back-Channel Logout 1.0 §2.2: where logout tokens are POSTed (``None``: never)
+    backchannel_logout_uri: str | None = None
+    #: §2.2: every logout token for this client carries ``sid``
+    backchannel_logout_session_required: bool = False
 
     def __post_init__(self) -> None:
         if not self.client_id:
