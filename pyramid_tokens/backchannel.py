@@ -103,8 +103,9 @@ def validate_logout_token(token: Any, *, discovery: Discovery, client_id: str, n
     except jwt.MissingRequiredClaimError as exc:
         raise _refuse(exc.claim if exc.claim in ("iss", "aud", "iat", "jti") else "claims",
                       f"has no {exc.claim} claim") from None
-    except jwt.PyJWTError as exc:
-        raise _refuse("jws", f"is invalid ({type(exc).__name__})") from None
+    except jwt.PyJWTError as exc:  # PyJWT's own claim type checks (InvalidJTIError, InvalidSubjectError...)
+        check = {"InvalidJTIError": "jti", "InvalidSubjectError": "sub"}.get(type(exc).__name__, "jws")
+        raise _refuse(check, f"is invalid ({type(exc).__name__})") from None
     aud = claims["aud"]
     audiences = [aud] if isinstance(aud, str) else list(aud)
     azp = claims.get("azp")
