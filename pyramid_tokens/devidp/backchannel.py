@@ -44,6 +44,11 @@ class BackchannelLogout:
             self._sessions[grant.grant_id] = (username, grant)
         return grant.grant_id
 
+    def sessions_of(self, username: str) -> list[str]:
+        """The ``sid`` of each live session of ``username``, oldest first."""
+        with self._lock:
+            return [sid for sid, (user, _) in self._sessions.items() if user == username]
+
     def logout_token(self, client_id: str, *, sub: str | None, sid: str | None) -> str:
         """A signed logout token for ``client_id`` (§2.4)."""
         now = int(self.provider.clock())
