@@ -42,7 +42,7 @@ def backchannel_logout_view(request: Request) -> Response:
     if length is not None and length > MAX_BODY:
         log.warning("back-channel logout refused: check size failed (a %d byte body)", length)
         return _answer(400, "invalid_request", f"the body is larger than {MAX_BODY} bytes")
-    body = request.body_file_seekable.read(MAX_BODY + 1)  # bounded, whatever Content-Length says
+    body = request.body_file.read(MAX_BODY + 1)  # bounded, whatever Content-Length says; never copied whole
     if len(body) > MAX_BODY:
         log.warning("back-channel logout refused: check size failed (a body over %d bytes)", MAX_BODY)
         return _answer(400, "invalid_request", f"the body is larger than {MAX_BODY} bytes")

@@ -58,10 +58,7 @@ def statuses(rig, headers):
 
 
 def logout_token(rig, **claims):
-    now = int(time.time())
-    return rig.idp.provider.sign({"iss": rig.idp.issuer, "aud": "web", "iat": now, "exp": now + 60,
-                                  "jti": secrets.token_urlsafe(12), "events": {LOGOUT_EVENT: {}}, **claims},
-                                 {"typ": "logout+jwt"})
+    return logout_token_for(rig.idp, **claims)
 
 
 def test_a_logout_token_received_by_one_process_ends_the_sessions_served_by_four_others(rig):
@@ -106,3 +103,30 @@ def test_add_if_absent_is_true_once_then_false_until_it_expires(store, redis_url
     assert store.get("k") == {"at": 1}
     time.sleep(0.4)
     assert store.add("k", {"at": 3}, ttl=0.3) is True
+
+
+@pytest.mark.xdist_group("redis-cluster")
+def test_ending_sessions_on_a_cluster_touches_no_two_slots_in_one_command(redis_cluster, idp, clock):
+    import webtest
+
+    from ..pyramid.conftest import base_settings, build_app
+    from ..pyramid.conftest import login as browser_login_to
+
+    url = redis_cluster.url()
+    redis_cluster.flushall()
+    wsgi = build_app(base_settings(idp, **{"session.type": "redis_json", "session.url": url,
+                                           "session.timeout": "3600", "tokens.store": url, "tokens.cache": url}),
+                     clock)
+    first, second = webtest.TestApp(wsgi), webtest.TestApp(wsgi)
+    browser_login_to(first), browser_login_to(second)
+    manager = wsgi.registry["pyramid_tokens.manager"]
+    assert manager.backchannel_logout(logout_token_for(idp, sub="alice")) == 2  # any CROSSSLOT would raise
+    for browser in (first, second):
+        assert browser.get("/token", headers=JSON, status=401).json["error"] == "login_required"
+
+
+def logout_token_for(idp, **claims):
+    now = int(time.time())
+    return idp.provider.sign({"iss": idp.issuer, "aud": "web", "iat": now, "exp": now + 60,
+                              "jti": secrets.token_urlsafe(12), "events": {LOGOUT_EVENT: {}}, **claims},
+                             {"typ": "logout+jwt"})
