@@ -12,6 +12,7 @@ from typing import Any, Callable, Mapping
 
 import requests
 
+from .backchannel import validate_logout_token
 from .clienttokens import ClientTokens
 from .clock import Clock, system_clock
 from .discovery import Discovery
@@ -176,8 +177,6 @@ class TokenManager:
 
         Raises :class:`~pyramid_tokens.errors.InvalidLogoutToken` (``check`` names the failed check).
         """
-        from .backchannel import validate_logout_token
-
         oidc = self.oidc
         if oidc is None or self.user_tokens is None:
             raise LoginRequired("back-channel logout needs the oidc.* login settings")

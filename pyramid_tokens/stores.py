@@ -1,7 +1,11 @@
 """Where tokens live: small key/value stores of JSON records with expiry and a per-key lock.
 
 User token sets and cached client tokens both use a :class:`TokenStore`. The lock makes a refresh
-single-flight: the caller that takes it renews, the others wait and then re-read the store.
+single-flight: the caller that takes it renews, the others wait and then re-read the store. For
+back-channel logout a store also keeps small index sets (logins by provider session and user) and an
+add-if-absent (the logout token replay cache); the generic ones here hold the store's own lock, which
+reaches across processes for the file, dbm and ``FileStore`` stores but not for Beaker's ``ext:*``
+containers (use Redis there when several processes receive logout tokens).
 
 * :class:`MemoryStore` - one process (threads); workers, notebooks, tests.
 * ``BeakerStore`` and ``CookieSessionStore`` (:mod:`pyramid_tokens.beakerstores`) - Beaker-backed.

@@ -8,6 +8,9 @@ Keys and Cluster slots: ``{prefix}{KEY}``, the part of the key that names the lo
 braces, the Redis Cluster hash tag. A key that carries its own ``{...}`` (a rotation record,
 ``rotated:{HANDLE}:SHA``) keeps it, and the key's lock is ``{prefix}lock:{KEY}``: a login's record,
 its lock and its rotation records live in one hash slot, so no operation on them is ever CROSSSLOT.
+Back-channel logout's index sets (``{prefix}index:{KEY}``, KEY naming an ``(iss, sid)`` or ``(iss, sub)``)
+carry their own hash tag, so each is a slot of its own, only ever touched by single-key commands;
+``add`` (the logout token ``jti`` replay cache) is one ``SET NX PX``.
 
 A record carrying an integer ``generation`` above 1 (a renewed token set, a rotation record; 1 is a
 new login) is written by a Lua compare-and-set: only when the stored record is absent or of an older

@@ -160,3 +160,18 @@ def test_random_bodies_and_tokens_are_all_refused_with_a_400(rp, idp):
         answer = rp.post(data=body, headers=FORM)
         assert answer.status_code == 400, (body[:80], answer.status_code, answer.text[:200])
     assert rp.whoami(browser) == "alice"
+
+
+def test_no_logout_token_appears_in_any_log_line_even_at_debug(rp, idp, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    browser = rp.login(rp.browser())
+    sid = rp.record(browser)["sid"]
+    tokens = [forged(idp, sid=sid), sign(idp, sub="alice", sid=sid, nonce="n"), sign(idp, sub="alice", sid=sid)]
+    for token in tokens:
+        rp.post(token)
+    assert rp.whoami(browser) is None  # the last one was valid
+    for secret in [*tokens, *(t.split(".")[1] for t in tokens), *(t.split(".")[2] for t in tokens)]:
+        assert secret not in caplog.text
+    # (the sid itself is in the UserLoggedOut event's log line: events.py's choice, not a token)
