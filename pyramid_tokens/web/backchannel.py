@@ -61,6 +61,8 @@ def backchannel_logout_view(request: Request) -> Response:
         return _answer(400, exc.error, exc.error_description)
     except TemporarilyUnavailable as exc:  # the JWKS or the shared store: the provider may retry
         log.warning("back-channel logout could not be processed: %s", exc)
-        return _answer(503, exc.error, "try again later")
+        response = _answer(503, exc.error, "try again later")
+        response.headers["Retry-After"] = "5"
+        return response
     log.info("back-channel logout: %d login(s) ended", ended)
     return _answer(200)

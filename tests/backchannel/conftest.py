@@ -90,8 +90,12 @@ def rp_extra(config):
 def make_rp(idp):
     running = []
 
-    def factory(session_required=False, clock=None, **settings):
-        wsgi = build_app(base_settings(idp, **settings), clock, rp_extra)
+    def factory(session_required=False, clock=None, extra=None, **settings):
+        def configure(config):
+            rp_extra(config)
+            if extra is not None:
+                extra(config)
+        wsgi = build_app(base_settings(idp, **settings), clock, configure)
         server = serve(wsgi)
         running.append(server)
         return RelyingParty(idp, wsgi, server, session_required)

@@ -175,3 +175,23 @@ def test_no_logout_token_appears_in_any_log_line_even_at_debug(rp, idp, caplog):
     for secret in [*tokens, *(t.split(".")[1] for t in tokens), *(t.split(".")[2] for t in tokens)]:
         assert secret not in caplog.text
     # (the sid itself is in the UserLoggedOut event's log line: events.py's choice, not a token)
+
+
+def test_an_app_that_requires_csrf_tokens_everywhere_still_accepts_logout_tokens(make_rp, idp):
+    rp = make_rp(extra=lambda config: config.set_default_csrf_options(require_csrf=True))
+    browser = rp.login(rp.browser())
+    assert rp.post(sign(idp, sub="alice")).status_code == 200
+    assert rp.whoami(browser) is None
+
+
+def test_a_token_whose_key_cannot_be_fetched_while_the_provider_is_down_is_a_503_to_retry(make_rp, idp, clock):
+    rp = make_rp(clock=clock)
+    browser = rp.login(rp.browser())
+    idp.provider.rotate_keys()
+    token = sign(idp, sub="alice")  # signed with a key the app has not seen
+    clock.advance(rp.manager.oidc.discovery.jwks_refetch_interval + 1)
+    idp.stop()
+    answer = rp.post(token)
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "5"
+    assert answer.headers["Cache-Control"] == "no-store"
+    assert rp.record(browser) is not None  # nobody logged out
