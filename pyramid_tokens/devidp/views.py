@@ -296,7 +296,10 @@ def device_decision_view(request):
 
 # -- dev-only ---------------------------------------------------------------------------------------------------
 def end_session_view(request):
-    """``/dev/end-session?sub=NAME``: end every session of the user, as an administrator would (bcl)."""
+    """``POST /dev/end-session?sub=NAME``: end every session of the user, as an administrator would (bcl).
+
+    POST only, as ``/dev/rotate-keys`` (it changes state); no authentication: a development provider.
+    """
     sub = request.params.get("sub", "")
     if not _valid_username(sub):
         return _json({"error": "invalid_request", "error_description": "name a user: ?sub=NAME"}, 400)
@@ -340,6 +343,6 @@ def add_routes(config) -> None:
           (device_authorization_view, "POST"))
     route("device", DEVICE_VERIFICATION_PATH, (device_view, "GET"), (device_decision_view, "POST"))
     route("counters", "/dev/counters", (counters_view, "GET"))
-    route("dev_end_session", "/dev/end-session", (end_session_view, ("GET", "POST")))
+    route("dev_end_session", "/dev/end-session", (end_session_view, "POST"))
     route("counters_reset", "/dev/counters/reset", (counters_reset_view, "POST"))
     route("rotate_keys", "/dev/rotate-keys", (rotate_keys_view, "POST"))

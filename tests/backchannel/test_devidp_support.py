@@ -51,3 +51,7 @@ def test_the_providers_logout_tokens_pass_the_apps_checks(rp, idp):
 
 def test_end_session_needs_a_user_name(idp):
     assert requests.post(f"{idp.issuer}/dev/end-session", timeout=10).status_code == 400
+
+
+def test_end_session_is_post_only(idp):
+    assert requests.get(f"{idp.issuer}/dev/end-session?sub=alice", timeout=10).status_code in (404, 405)
