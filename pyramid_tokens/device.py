@@ -38,6 +38,7 @@ from oauthlib.oauth2 import DeviceClient
 
 from .errors import ConfigurationError, InvalidResponse, LoginFailed, ProviderUnavailable, TokenError
 from .idtoken import validate_id_token
+from .logins import login_facts
 from .prompt import DevicePrompt, prompt_html, prompt_text
 from .tokens import AccessToken
 from .responses import TokenResponse
@@ -227,7 +228,7 @@ def device_login(oidc: "OidcClient | None", users: "UserTokens | None", *, handl
         prompt.finish(False, "Sign-in cancelled.")
         raise
     sub = claims["sub"]
-    users.save_login(handle, tokens, sub, store=store)
+    users.save_login(handle, tokens, sub, store=store, extra=login_facts(claims, clock()))
     log.info("device login: user %s signed in (client %s, refresh token: %s)", sub, oidc.client_id,
              "yes" if tokens.refresh_token else "no")
     name = claims.get("name") or claims.get("preferred_username") or sub

@@ -116,6 +116,16 @@ class SubjectMismatch(InvalidIdToken):
     """A refreshed ID token names another user than the login (OIDC Core §12.2): the grant is someone else's."""
 
 
+class InvalidLogoutToken(TokenError):
+    """A back-channel logout token failed a check (OpenID Connect Back-Channel Logout 1.0 §2.6); ``check`` names it."""
+
+    error = "invalid_request"
+
+    def __init__(self, error_description: str, *, check: str) -> None:
+        self.check = check
+        super().__init__(error_description)
+
+
 class LoginFailed(TokenError):
     """The authorization response could not be accepted (state, error parameter, issuer...)."""
 

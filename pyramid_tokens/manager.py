@@ -13,16 +13,17 @@ from typing import Any, Callable, Mapping
 import requests
 
 from . import metrics
+from .backchannel import validate_logout_token
 from .clienttokens import ClientTokens
 from .clock import Clock, system_clock
 from .discovery import Discovery
 from .dpop import DPoPNonces
 from .errors import ConfigurationError, LoginRequired
-from .events import E, Event, EventHub, UserLoggedIn, UserLoggedOut
+from .events import LOGOUT_APPLICATION, LOGOUT_BACKCHANNEL, E, Event, EventHub, UserLoggedIn, UserLoggedOut
 from .exchange import TokenExchanges, exchange_clients
 from .httpclient import NamedClient
 from .oidc import OidcClient
-from .logins import Logins
+from .logins import Logins, index_keys
 from .options import ExchangeOptions, Options, parse_settings, read_ini
 from .storeselection import client_cache_for, user_store_for
 from .tokenclient import TokenClient
@@ -90,6 +91,7 @@ class TokenManager:
         self.logins = Logins(user_store if user_store is not None else client_cache, clock=clock, ttl=session_ttl)
         self._named: dict[str, NamedClient] = {}
         self._named_lock = threading.Lock()
+        self._told_backchannel_support = False
 
     def _exchange_client(self, opts: ExchangeOptions, at: TokenClient) -> TokenClient:
         """The client of an exchange with credentials of its own, at the provider of ``at``."""
@@ -180,9 +182,59 @@ class TokenManager:
         users = self._users()
         store = users.store if store is None else store
         with store.lock(handle, users.lock_timeout):
+            record = store.get(handle)
             users.forget(handle, store=store)
+        for key in index_keys(record or {}):  # the login leaves the back-channel logout index with its record
+            store.index_remove(key, [handle], users.ttl)
         if client_side:
             self.logins.end(handle)
+
+    # -- back-channel logout (OpenID Connect Back-Channel Logout 1.0) ---------------------------------
+    def end_sessions(self, sub: str | None = None, sid: str | None = None, *, iss: str | None = None,
+                     how: str = LOGOUT_APPLICATION) -> int:
+        """End every login of the provider session ``sid`` (of ``sub``, when both), or else of user ``sub``.
+
+        Each login's token record is deleted (:meth:`end_login`) in the store every process shares,
+        so its session is anonymous on its next request anywhere; logins kept in cookie sessions are
+        ended by a deny-list entry instead (:mod:`pyramid_tokens.logins`), which they cannot be counted
+        by. Returns how many server-side logins ended; fires one ``UserLoggedOut`` per login.
+        """
+        if not sub and not sid:
+            raise ValueError("end_sessions() needs a sub or a sid")
+        users = self._users()
+        iss = iss or self.oidc.discovery.issuer  # type: ignore[union-attr]
+        self.logins.end_sessions(iss, sub=sub, sid=sid)
+        store = users.store
+        ended = []
+        for handle in self.logins.handles(store, iss, sub=sub, sid=sid):
+            record = store.get(handle)
+            if record is None or record.get("iss") != iss or (sid and record.get("sid") != sid) or \
+                    (sub and record.get("sub") != sub):
+                continue  # already gone, or (a sid also naming a sub) another user's: not this logout's
+            self.end_login(handle, store=store)
+            ended.append(handle)
+            self.logged_out(record.get("sub"), how, sid=record.get("sid"))
+        return len(ended)
+
+    def backchannel_logout(self, logout_token: Any) -> int:
+        """Validate a provider's logout token (§2.6) and end the logins it names; how many ended.
+
+        Raises :class:`~pyramid_tokens.errors.InvalidLogoutToken` (``check`` names the failed check).
+        """
+        oidc = self.oidc
+        if oidc is None or self.user_tokens is None:
+            raise LoginRequired("back-channel logout needs the oidc.* login settings")
+        if not self._told_backchannel_support:
+            self._told_backchannel_support = True
+            metadata = oidc.discovery.metadata()
+            log.info("back-channel logout: the provider advertises backchannel_logout_supported=%s, "
+                     "backchannel_logout_session_supported=%s (logout tokens are accepted either way)",
+                     metadata.get("backchannel_logout_supported") is True,
+                     metadata.get("backchannel_logout_session_supported") is True)
+        claims = validate_logout_token(logout_token, discovery=oidc.discovery,
+                                       client_id=self.options.oidc.credentials.client_id,  # type: ignore[union-attr]
+                                       now=self.clock(), first_use=self.logins.first_use)
+        return self.end_sessions(sub=claims.sub, sid=claims.sid, iss=claims.iss, how=LOGOUT_BACKCHANNEL)
 
     # -- named HTTP clients --------------------------------------------------------------------------
     def named_client(self, name: str) -> NamedClient:

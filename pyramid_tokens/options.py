@@ -184,6 +184,8 @@ class OidcOptions:
     callback_path: str = "/callback"
     logout_path: str = "/logout"
     post_logout_redirect: str = "/"
+    #: OpenID Connect Back-Channel Logout 1.0: where the provider POSTs logout tokens
+    backchannel_logout_path: str = "/backchannel-logout"
 
 
 @dataclass(frozen=True)
@@ -465,6 +467,8 @@ def parse_settings(settings: Mapping[str, Any]) -> Options:
             login_path=as_path("oidc.login_path", get("oidc.login_path", "/login")),
             callback_path=as_path("oidc.callback_path", get("oidc.callback_path", "/callback")),
             logout_path=as_path("oidc.logout_path", get("oidc.logout_path", "/logout")),
+            backchannel_logout_path=as_path("oidc.backchannel_logout_path",
+                                            get("oidc.backchannel_logout_path", "/backchannel-logout")),
             post_logout_redirect=as_url("oidc.post_logout_redirect", get("oidc.post_logout_redirect", "/"),
                                         relative_ok=True),
         )

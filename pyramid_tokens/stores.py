@@ -1,7 +1,11 @@
 """Where tokens live: small key/value stores of JSON records with expiry and a per-key lock.
 
 User token sets and cached client tokens both use a :class:`TokenStore`. The lock makes a refresh
-single-flight: the caller that takes it renews, the others wait and then re-read the store.
+single-flight: the caller that takes it renews, the others wait and then re-read the store. For
+back-channel logout a store also keeps small index sets (logins by provider session and user) and an
+add-if-absent (the logout token replay cache); the generic ones here hold the store's own lock, which
+reaches across processes for the file, dbm and ``FileStore`` stores but not for Beaker's ``ext:*``
+containers (use Redis there when several processes receive logout tokens).
 
 * :class:`MemoryStore` - one process (threads); workers, notebooks, tests.
 * ``BeakerStore`` and ``CookieSessionStore`` (:mod:`pyramid_tokens.beakerstores`) - Beaker-backed.
@@ -119,6 +123,10 @@ def file_lock(path: str, mode: int = 0o600) -> FileLock:
         return lock
 
 
+#: logins one index set keeps (the newest); a user with more concurrent logins loses the oldest from it
+INDEX_MAX = 256
+
+
 class TokenStore(ABC):
     """JSON records under string keys, with optional expiry, and an exclusive lock per key."""
 
@@ -138,6 +146,38 @@ class TokenStore(ABC):
         """A context manager holding the exclusive lock for ``key`` (bounded wait)."""
         return PROCESS_LOCKS.hold(f"{id(self)}:{key}", timeout)
 
+    # -- add-if-absent and the session index (OpenID Connect Back-Channel Logout 1.0 §2.6-2.7) ------------
+    def add(self, key: str, value: dict[str, Any], ttl: float | None = None) -> bool:
+        """Store ``value`` only when ``key`` holds nothing; False when it did (a replayed ``jti``).
+
+        Atomic as far as :meth:`lock` reaches (RedisStore: one ``SET NX``).
+        """
+        with self.lock(key):
+            if self.get(key) is not None:
+                return False
+            self.set(key, value, ttl)
+            return True
+
+    def index_add(self, key: str, member: str, ttl: float | None = None) -> None:
+        """Add ``member`` (a login's handle) to the set under ``key``; the set lives at least ``ttl`` more."""
+        with self.lock(key):
+            members = [m for m in self.index_members(key) if m != member][-(INDEX_MAX - 1):]
+            self.set(key, {"members": [*members, member]}, ttl)
+
+    def index_members(self, key: str) -> list[str]:
+        """The members of the set under ``key`` (empty when there is none)."""
+        members = (self.get(key) or {}).get("members")
+        return [m for m in members if isinstance(m, str)] if isinstance(members, list) else []
+
+    def index_remove(self, key: str, members: list[str], ttl: float | None = None) -> None:
+        """Take ``members`` out of the set under ``key`` (logins that ended); the others stay."""
+        with self.lock(key):
+            left = [m for m in self.index_members(key) if m not in members]
+            if left:
+                self.set(key, {"members": left}, ttl)
+            else:
+                self.delete(key)
+
 
 class MemoryStore(TokenStore):
     """A dict in this process. Thread-safe; expired records are dropped as they are met."""
@@ -145,6 +185,7 @@ class MemoryStore(TokenStore):
     def __init__(self, clock: Clock = system_clock) -> None:
         self.clock = clock
         self._data: dict[str, tuple[float | None, dict[str, Any]]] = {}
+        self._sets: dict[str, tuple[float | None, list[str]]] = {}
         self._writes = 0
 
     def get(self, key: str) -> dict[str, Any] | None:
@@ -167,12 +208,36 @@ class MemoryStore(TokenStore):
     def delete(self, key: str) -> None:
         self._data.pop(key, None)
 
+    # index sets apart from the records: ``len()`` and a walk over the records count token records only
+    def index_add(self, key: str, member: str, ttl: float | None = None) -> None:
+        with PROCESS_LOCKS.hold(f"{id(self)}:index:{key}", 30.0):
+            members = [m for m in self.index_members(key) if m != member][-(INDEX_MAX - 1):]
+            self._sets[key] = (self.clock() + ttl if ttl else None, [*members, member])
+
+    def index_members(self, key: str) -> list[str]:
+        item = self._sets.get(key)
+        if item is None or (item[0] is not None and self.clock() >= item[0]):
+            return []
+        return list(item[1])
+
+    def index_remove(self, key: str, members: list[str], ttl: float | None = None) -> None:
+        with PROCESS_LOCKS.hold(f"{id(self)}:index:{key}", 30.0):
+            item = self._sets.get(key)
+            left = [m for m in self.index_members(key) if m not in members]
+            if left and item is not None:
+                self._sets[key] = (item[0], left)
+            else:
+                self._sets.pop(key, None)
+
     def prune(self) -> None:
         """Drop every expired record."""
         now = self.clock()
         for key, (expires, _) in list(self._data.items()):
             if expires is not None and now >= expires:
                 self._data.pop(key, None)
+        for key, (expires, _) in list(self._sets.items()):
+            if expires is not None and now >= expires:
+                self._sets.pop(key, None)
 
     def items(self) -> list[tuple[str, dict[str, Any]]]:
         """The live records as ``(key, record)`` pairs: a snapshot, for diagnostics and tests."""
@@ -208,6 +273,15 @@ class SessionDictStore(TokenStore):
     def lock(self, key: str, timeout: float = 30.0) -> Any:
         return PROCESS_LOCKS.hold(f"session:{key}", timeout)
 
+    def index_add(self, key: str, member: str, ttl: float | None = None) -> None:
+        """Nothing: a login inside a browser's cookie cannot be found server-side (the deny list ends it)."""
+
+    def index_members(self, key: str) -> list[str]:
+        return []
+
+    def index_remove(self, key: str, members: list[str], ttl: float | None = None) -> None:
+        pass
+
 
 class ReadOnceView(TokenStore):
     """One request's view of a store: each record is read from it once, and the read is shared.
@@ -242,6 +316,19 @@ class ReadOnceView(TokenStore):
     def delete(self, key: str) -> None:
         self.store.delete(key)
         self._seen[key] = None
+
+    def add(self, key: str, value: dict[str, Any], ttl: float | None = None) -> bool:
+        self._seen.pop(key, None)
+        return self.store.add(key, value, ttl)
+
+    def index_add(self, key: str, member: str, ttl: float | None = None) -> None:
+        self.store.index_add(key, member, ttl)
+
+    def index_members(self, key: str) -> list[str]:
+        return self.store.index_members(key)
+
+    def index_remove(self, key: str, members: list[str], ttl: float | None = None) -> None:
+        self.store.index_remove(key, members, ttl)
 
     @contextmanager
     def lock(self, key: str, timeout: float = 30.0) -> Iterator[None]:

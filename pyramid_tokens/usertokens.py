@@ -18,8 +18,10 @@ from typing import Any
 
 from . import metrics
 from .clock import Clock, system_clock
-from .errors import InvalidResponse, LoginRequired, ProviderUnavailable, SubjectMismatch, TokenError
+from .errors import InvalidResponse, LoginRequired, ProviderUnavailable, StoreUnavailable, SubjectMismatch, \
+    TokenError
 from .events import EventHub, RefreshTokenRevoked, UserTokenRefreshed, UserTokenRefreshFailed
+from .logins import index_keys
 from .responses import TokenResponse
 from .stores import TokenStore
 from .tokenclient import TokenClient
@@ -92,8 +94,15 @@ class UserTokens:
             **({"dpop_key": tokens.dpop_key.private_jwk()} if tokens.dpop_key is not None else {}),
             **(extra or {}),
         }
-        (self.store if store is None else store).set(handle, record, self.ttl)
+        store = self.store if store is None else store
+        store.set(handle, record, self.ttl)
+        self._index(store, handle, record)
         return record
+
+    def _index(self, store: TokenStore, handle: str, record: dict[str, Any]) -> None:
+        # Back-Channel Logout 1.0 §2.7: the login is found by (iss, sid) and (iss, sub) for as long as it lives
+        for key in index_keys(record):
+            store.index_add(key, handle, self.ttl)
 
     def record(self, handle: str, *, store: TokenStore | None = None) -> dict[str, Any] | None:
         """The stored token set (for display: refresh count, expiry, ID token)."""
@@ -235,6 +244,10 @@ class UserTokens:
                 # The rotated refresh token must not be lost over a bad ID token: keep the old ID token.
                 log.warning("user %s: refreshed ID token rejected (%s); keeping the previous one", sub, exc)
         store.set(handle, updated, self.ttl)
+        try:
+            self._index(store, handle, updated)  # the record's expiry moved on: its index entries' too
+        except StoreUnavailable as exc:  # the refreshed tokens are kept (durably, RedisStore) all the same
+            log.warning("user %s: could not extend the login's back-channel logout index (%s)", sub, exc)
         if tokens.refresh_token and tokens.refresh_token != refresh_token:
             self.rotations.set(rotation_key(refresh_token, handle), updated, ROTATION_GRACE)
         log.info("user %s: refreshed access token%s (refresh #%d, expires at %s)", sub,

@@ -40,6 +40,7 @@ def includeme(config: Configurator) -> None:
     config.add_route("demo.health", "/health")
     config.registry[RECENT] = recent = RecentEvents()
     config.add_subscriber(recent.remember, Event)  # the package's events reach Pyramid subscribers
+    config.add_route("demo.end_provider_sessions", "/end-provider-sessions")
     config.scan(".views")
 
 
@@ -112,7 +113,7 @@ def home(request: Request) -> Response:
             f"<h2>Your access token</h2>{table(token_rows(token, record))}"
             f"<p>{_form(request, 'demo.refresh', 'Refresh now')}"
             f"{_form(request, 'demo.revoke', 'Revoke refresh token')}"
-            f"{_form(request, 'pyramid_tokens.logout', 'Log out')}</p>"
+            f"{_form(request, 'pyramid_tokens.logout', 'Log out')}</p>{_provider_logout(request, identity.sub)}"
             f"<h2>Your claims</h2>{table(claims)}"
             f"<h2>Recent events</h2>{_recent(request, identity.sub)}")
     return _html("pyramid_tokens demo", body)
@@ -200,6 +201,24 @@ def _client_token_requests(request: Request) -> int | None:
     if provider is None:
         return None
     return provider.counters()["token"].get("client_credentials", 0)
+
+
+def _provider_logout(request: Request, sub: str) -> str:
+    """With the development provider mounted: the admin button that ends the user's sessions there."""
+    if request.registry.get("pyramid_tokens.devidp") is None:
+        return ""
+    return ("<h2>Back-channel logout</h2><p>Log in in a second browser too, then end your sessions at the "
+            "provider: it POSTs a logout token to this app, and both browsers are logged out.</p>"
+            + _form(request, "demo.end_provider_sessions", f"End {sub}'s sessions at the provider"))
+
+
+@view_config(route_name="demo.end_provider_sessions", request_method="POST", require_csrf=True)
+def end_provider_sessions(request: Request) -> Response:
+    """Play the provider's administrator: end every session of the logged-in user (devidp ``end_user``)."""
+    provider = request.registry.get("pyramid_tokens.devidp")
+    if provider is not None and request.identity is not None:
+        provider.backchannel.end_user(request.identity.sub)  # the logout token comes back to /backchannel-logout
+    return HTTPFound(request.route_path("demo.home"))
 
 
 @view_config(route_name="demo.refresh", request_method="POST", require_csrf=True)

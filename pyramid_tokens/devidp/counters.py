@@ -14,7 +14,8 @@ from typing import Any
 
 from .models import GRANT_TYPES
 
-ENDPOINTS = ("authorize", "revocation", "userinfo", "discovery", "jwks", "end_session", "device_authorization")
+ENDPOINTS = ("authorize", "revocation", "userinfo", "discovery", "jwks", "end_session", "device_authorization",
+             "backchannel_logout")
 TOKEN_ERRORS = (
     "invalid_request",
     "invalid_client",

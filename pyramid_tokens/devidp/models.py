@@ -54,6 +54,10 @@ class DevClient:
     dpop_bound_access_tokens: bool = False
     #: RFC 8693 §2.1 ``audience`` values this client may exchange tokens for
     audiences: tuple[str, ...] = ()
+    #: OpenID Connect Back-Channel Logout 1.0 §2.2: where logout tokens are POSTed (``None``: never)
+    backchannel_logout_uri: str | None = None
+    #: §2.2: every logout token for this client carries ``sid``
+    backchannel_logout_session_required: bool = False
 
     def __post_init__(self) -> None:
         if not self.client_id:

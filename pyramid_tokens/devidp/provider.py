@@ -26,6 +26,7 @@ import jwt
 from ..clock import Clock, system_clock
 from ..jwk import b64url
 from .clientauth import AssertionRefused, AssertionVerifier, basic_credentials, check_tls_client
+from .backchannel import BackchannelLogout
 from .counters import Counters
 from .dpop import DPoPServer, confirmation
 from .faults import FaultMode, issue_id_token
@@ -50,7 +51,7 @@ ENDPOINT_PATHS = {
 SECRET_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 CLAIMS_SUPPORTED = [
     "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp",
-    "name", "preferred_username", "email", "role",
+    "name", "preferred_username", "email", "role", "sid",
 ]  # fmt: skip
 
 
@@ -97,6 +98,8 @@ class DevProvider:
         #: RFC 9449 state (nonces, proof replay, bindings); RFC 7523 assertion checks (jti replay)
         self.dpop = DPoPServer(self, require_nonce=require_dpop_nonce)
         self.assertions = AssertionVerifier(self)
+        #: OpenID Connect Back-Channel Logout 1.0: sessions (sid) and the logout tokens sent when they end
+        self.backchannel = BackchannelLogout(self)
         #: the current misbehaviour for tests (:mod:`pyramid_tokens.devidp.faults`); none by default
         self.faults = FaultMode()
         log.warning(
@@ -177,6 +180,8 @@ class DevProvider:
             "token_endpoint_auth_signing_alg_values_supported": ["RS256", "PS256", "ES256"],
             "dpop_signing_alg_values_supported": ["ES256", "RS256", "PS256"],
             "tls_client_certificate_bound_access_tokens": True,
+            "backchannel_logout_supported": True,
+            "backchannel_logout_session_supported": True,
         }
 
     def jwks(self) -> dict[str, list[dict[str, str]]]:
@@ -353,6 +358,7 @@ class DevProvider:
             "exp": now + client.id_token_lifetime,
             "iat": now,
             "auth_time": grant.auth_time,
+            "sid": self.backchannel.note(user.username, grant),  # Back-Channel Logout 1.0 §2.1
         }
         code = getattr(request, "devidp_code", None)
         if code is not None and code.nonce:  # only the code exchange repeats the nonce (§12.2)

@@ -21,6 +21,8 @@
     devidp.clients.worker.tls_client_auth_subject_dn = CN=worker  # tls_client_auth (when served over TLS)
     devidp.clients.worker.token_endpoint_auth_method = private_key_jwt
     devidp.clients.worker.dpop_bound_access_tokens = true
+    devidp.clients.web.backchannel_logout_uri = http://127.0.0.1:6543/backchannel-logout
+    devidp.clients.web.backchannel_logout_session_required = true
     devidp.require_dpop_nonce = true
     devidp.users.alice.name = Alice Liddell
     devidp.users.alice.email = alice@example.test
@@ -55,6 +57,8 @@ CLIENT_FIELDS = {
     "token_endpoint_auth_method": "token_endpoint_auth_method",
     "dpop_bound_access_tokens": "dpop_bound_access_tokens",
     "audiences": "audiences",
+    "backchannel_logout_uri": "backchannel_logout_uri",
+    "backchannel_logout_session_required": "backchannel_logout_session_required",
 }
 LIFETIMES = {"access_token_lifetime", "id_token_lifetime", "refresh_token_lifetime"}
 USER_FIELDS = {"name", "email", "role"}
@@ -119,9 +123,9 @@ def _client_value(key: str, field: str, value: Any) -> Any:
         return str(value).strip() or None
     if field == "jwks":
         return _jwks(key, value)
-    if field in ("tls_client_auth_subject_dn", "token_endpoint_auth_method"):
+    if field in ("tls_client_auth_subject_dn", "token_endpoint_auth_method", "backchannel_logout_uri"):
         return str(value).strip() or None
-    if field == "dpop_bound_access_tokens":
+    if field in ("dpop_bound_access_tokens", "backchannel_logout_session_required"):
         return _bool(key, value)
     return words(str(value))
 

@@ -10,6 +10,8 @@ adds what oauthlib leaves to the server:
 * RFC 6750 §3 ``WWW-Authenticate`` challenges at userinfo (no error code when no token was sent);
 * RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0 §2-3): redirect only to a
   ``post_logout_redirect_uri`` registered for the client named by ``id_token_hint`` or ``client_id``;
+  the hint's session ends and its clients get logout tokens (Back-Channel Logout 1.0, ``backchannel.py``),
+  as they do for ``/dev/end-session?sub=`` (all of a user's sessions);
 * the device verification page (RFC 8628 §3.3) and the dev-only counters and key rotation.
 """
 from __future__ import annotations
@@ -257,6 +259,8 @@ def logout_view(request):
         else:
             aud = claims.get("aud")
             audiences = [aud] if isinstance(aud, str) else list(aud or [])
+            if isinstance(claims.get("sid"), str):  # the provider session ends: its clients are told (bcl)
+                provider.backchannel.end_session(claims["sid"])
     if client_id and audiences and client_id not in audiences:
         problem = "The client_id does not match the id_token_hint."
     client = provider.get_client(client_id or (audiences[0] if len(audiences) == 1 else None))
@@ -291,6 +295,17 @@ def device_decision_view(request):
 
 
 # -- dev-only ---------------------------------------------------------------------------------------------------
+def end_session_view(request):
+    """``POST /dev/end-session?sub=NAME``: end every session of the user, as an administrator would (bcl).
+
+    POST only, as ``/dev/rotate-keys`` (it changes state); no authentication: a development provider.
+    """
+    sub = request.params.get("sub", "")
+    if not _valid_username(sub):
+        return _json({"error": "invalid_request", "error_description": "name a user: ?sub=NAME"}, 400)
+    return _json({"sub": sub, "deliveries": provider_of(request).backchannel.end_user(sub)})
+
+
 def counters_view(request):
     return _json(provider_of(request).counters())
 
@@ -328,5 +343,6 @@ def add_routes(config) -> None:
           (device_authorization_view, "POST"))
     route("device", DEVICE_VERIFICATION_PATH, (device_view, "GET"), (device_decision_view, "POST"))
     route("counters", "/dev/counters", (counters_view, "GET"))
+    route("dev_end_session", "/dev/end-session", (end_session_view, "POST"))
     route("counters_reset", "/dev/counters/reset", (counters_reset_view, "POST"))
     route("rotate_keys", "/dev/rotate-keys", (rotate_keys_view, "POST"))

@@ -8,6 +8,9 @@ Keys and Cluster slots: ``{prefix}{KEY}``, the part of the key that names the lo
 braces, the Redis Cluster hash tag. A key that carries its own ``{...}`` (a rotation record,
 ``rotated:{HANDLE}:SHA``) keeps it, and the key's lock is ``{prefix}lock:{KEY}``: a login's record,
 its lock and its rotation records live in one hash slot, so no operation on them is ever CROSSSLOT.
+Back-channel logout's index sets (``{prefix}index:{KEY}``, KEY naming an ``(iss, sid)`` or ``(iss, sub)``)
+carry their own hash tag, so each is a slot of its own, only ever touched by single-key commands;
+``add`` (the logout token ``jti`` replay cache) is one ``SET NX PX``.
 
 A record carrying an integer ``generation`` above 1 (a renewed token set, a rotation record; 1 is a
 new login) is written by a Lua compare-and-set: only when the stored record is absent or of an older
@@ -74,6 +77,19 @@ return 1
 """
 
 
+#: KEYS[1] an index set; ARGV: member, ttl in ms (0: none). The set lives at least ttl more (one key, one slot).
+INDEX_ADD = """
+redis.call('SADD', KEYS[1], ARGV[1])
+local ttl = tonumber(ARGV[2])
+if ttl > 0 then
+  if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+else
+  redis.call('PERSIST', KEYS[1])
+end
+return 1
+"""
+
+
 def describe(client: Any) -> str:
     """``host:port/db`` of a plain client, for messages; never the password."""
     kwargs = getattr(client, "connection_pool", None)
@@ -117,6 +133,7 @@ class RedisStore(TokenStore):
         self.client = client if client is not None else shared_client(self.url)
         self.where = describe(self.client) if self.url.topology == "single" else self.url.where()
         self._set_if_newer = self.client.register_script(SET_IF_NEWER)
+        self._index_add = self.client.register_script(INDEX_ADD)
         self.locks = RedisLock(self)
         self.pending = Pending()
         self._master: Any = None
@@ -201,6 +218,24 @@ class RedisStore(TokenStore):
     def delete(self, key: str) -> None:
         self.pending.drop(key)
         self.call("delete", self.client.delete, self.name("", key))
+
+    # -- add-if-absent and index sets (Back-Channel Logout: the jti replay cache, logins by sid / sub) ------
+    def add(self, key: str, value: dict[str, Any], ttl: float | None = None) -> bool:
+        """``SET NX``: only when ``key`` holds nothing, atomically across every process and host."""
+        ttl_ms = int(ttl * 1000) if ttl else None
+        return bool(self.call("write", self.client.set, self.name("", key), dumps(value), px=ttl_ms, nx=True))
+
+    def index_add(self, key: str, member: str, ttl: float | None = None) -> None:
+        """``SADD`` into a set of its own slot (``{prefix}index:{KEY}``), kept at least ``ttl`` more."""
+        self.call("index", self._index_add, keys=[self.name("index:", key)], args=[member, int((ttl or 0) * 1000)])
+
+    def index_members(self, key: str) -> list[str]:
+        raw = self.call("index read", self.client.smembers, self.name("index:", key))
+        return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in raw or ())
+
+    def index_remove(self, key: str, members: list[str], ttl: float | None = None) -> None:
+        if members:
+            self.call("index write", self.client.srem, self.name("index:", key), *members)
 
     # -- durable writes -------------------------------------------------------------------------------
     def _flush(self, key: str, item: tuple[dict[str, Any], str, float | None, int], first: bool = False) -> bool:

@@ -81,6 +81,10 @@ def includeme(config: Configurator) -> None:
         config.add_view("pyramid_tokens.web.views.login_view", route_name="pyramid_tokens.login")
         config.add_view("pyramid_tokens.web.views.callback_view", route_name="pyramid_tokens.callback")
         config.add_view("pyramid_tokens.web.views.logout_view", route_name="pyramid_tokens.logout")
+        # OpenID Connect Back-Channel Logout 1.0: server to server, so no CSRF token (its own module)
+        config.add_route("pyramid_tokens.backchannel_logout", oidc.backchannel_logout_path)
+        config.add_view("pyramid_tokens.web.backchannel.backchannel_logout_view",
+                        route_name="pyramid_tokens.backchannel_logout", require_csrf=False)
 
     config.action(None, _build_manager, args=(config.registry,), order=PHASE1_CONFIG + 1)
 

@@ -71,6 +71,8 @@ class Farm:
     redis: object
     url: str
     refresh_times: list[float] = field(default_factory=list)
+    #: the workers' settings, for a further process of the same app
+    settings: dict = field(default_factory=dict)
 
     def login(self, username: str) -> tuple[dict, str]:
         """Log in through worker 0 like a browser; returns (Cookie header, handle of the token set)."""
@@ -79,7 +81,7 @@ class Farm:
         assert start.status_code == 302, start.text
         done = browser.get(browser_login(start.headers["Location"], username), allow_redirects=False, timeout=10)
         assert done.status_code == 302, done.text
-        [handle] = [h for h, record in self.user_records().items() if record["sub"] == username]
+        [handle] = [h for h, record in self.user_records().items() if record.get("sub") == username]  # deny-list entries aside
         return {"Cookie": f"sid={browser.cookies['sid']}"}, handle
 
     def user_records(self) -> dict[str, dict]:
@@ -142,7 +144,7 @@ def farm(url: str, redis: Any) -> Iterator[Farm]:
             "web", "web-secret", redirect_uris=[w.url + "/callback" for w in workers],
             grant_types=["authorization_code", "refresh_token", "client_credentials"],
             scopes="openid profile offline_access api", access_token_lifetime=LIFETIME, id_token_lifetime=300))
-        rig = Farm(idp, workers, redis, url)
+        rig = Farm(idp, workers, redis, url, settings=settings)
         counter = idp.provider.counter
         issued = counter.token_issued
 
