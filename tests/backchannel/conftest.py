@@ -24,15 +24,6 @@ JSON = {"Accept": "application/json"}
 HTML = {"Accept": "text/html"}
 
 
-def whoami_view(request):
-    return {"sub": request.authenticated_userid}
-
-
-def extra(config):
-    config.add_route("whoami", "/whoami")
-    config.add_view(whoami_view, route_name="whoami", renderer="json")
-
-
 class RelyingParty:
     """The app under test: ``wsgi``, its served ``url``, ``manager``, and browsers on it."""
 
@@ -55,7 +46,7 @@ class RelyingParty:
 
     @staticmethod
     def whoami(browser):
-        return browser.get("/whoami").json["sub"]
+        return browser.get("/whoami").json["userid"]  # the shared test app's /whoami
 
     def record(self, browser):
         """The browser's login record in the app's store (``None`` when gone)."""
@@ -81,7 +72,6 @@ def handle_view(request):
 
 
 def rp_extra(config):
-    extra(config)
     config.add_route("dev_handle", "/dev-handle")
     config.add_view(handle_view, route_name="dev_handle", renderer="json")
 

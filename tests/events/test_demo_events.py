@@ -24,11 +24,14 @@ def test_the_home_page_lists_the_users_recent_events_newest_first(idp, clock):
     clock.advance(250)
     home = app.get("/", headers=HTML)  # the read refreshes: due within the margin
     shown = events_shown(home.text)
-    assert [line.split(" expires_at=")[0] for line in shown] == ["UserTokenRefreshed sub=alice", "UserLoggedIn sub=alice"]
+    # the provider's session id (sid) rides along on the login event: back-channel logouts name it
+    assert [line.split(" expires_at=")[0].split(" sid=")[0] for line in shown] == ["UserTokenRefreshed sub=alice",
+                                                                                  "UserLoggedIn sub=alice"]
+    assert re.fullmatch(r"UserLoggedIn sub=alice sid=\w+", shown[1])
     assert "rotated=True" in shown[0]
     bob = webtest.TestApp(app.app)  # another browser on the same app
     login(bob, "bob")
-    assert events_shown(bob.get("/", headers=HTML).text) == ["UserLoggedIn sub=bob"]
+    assert [line.split(" sid=")[0] for line in events_shown(bob.get("/", headers=HTML).text)] == ["UserLoggedIn sub=bob"]
 
 
 def test_recent_events_are_bounded_per_user_and_in_users_and_skip_events_without_a_user():

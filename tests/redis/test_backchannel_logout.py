@@ -109,8 +109,8 @@ def test_add_if_absent_is_true_once_then_false_until_it_expires(store, redis_url
 def test_ending_sessions_on_a_cluster_touches_no_two_slots_in_one_command(redis_cluster, idp, clock):
     import webtest
 
-    from ..pyramid.conftest import base_settings, build_app
-    from ..pyramid.conftest import login as browser_login_to
+    from tests.support.web import base_settings, build_app
+    from tests.support.web import login as browser_login_to
 
     url = redis_cluster.url()
     redis_cluster.flushall()
