@@ -29,7 +29,8 @@ from . import faults, pages
 from .clientauth import ENVIRON_CERT, PEER_CERT
 from .dpop import DPOP_JKT, DPoPError
 from .oauth import NO_STORE, ProviderServer
-from .provider import DEVICE_VERIFICATION_PATH, DISCOVERY_PATH, ENDPOINT_PATHS, DevProvider
+from .par import LIFETIME, ParRefused
+from .provider import DEVICE_VERIFICATION_PATH, DISCOVERY_PATH, ENDPOINT_PATHS, MTLS_ALIASES, PAR_PATH, DevProvider
 
 REGISTRY_KEY = "pyramid_tokens.devidp"
 #: the oauthlib endpoints serving the registered provider (built by :func:`add_routes`)
@@ -124,8 +125,12 @@ def authorize_view(request):
     return pages.login_page(request.path_url, info["client_id"], scopes, query, username=login_hint)
 
 
-def _validate_authorization(request, provider: DevProvider, query: str):
+def _validate_authorization(request, provider: DevProvider, query: str, consume: bool = False):
     """``(scopes, info)`` from oauthlib, or the response for a refused request."""
+    try:
+        query = provider.par.resolve(query, consume=consume)  # RFC 9126 §4: a request_uri stands for its request
+    except ParRefused as e:
+        return pages.error_page(e.error, e.description)
     try:
         return server_of(request).validate_authorization_request(
             f"{request.path_url}?{query}", "GET", headers=dict(request.headers)
@@ -141,7 +146,7 @@ def _validate_authorization(request, provider: DevProvider, query: str):
 def _authorization_decision(request, provider: DevProvider):
     """The login form was submitted: redirect back with a code, or with ``access_denied``."""
     query = request.POST.get("authorization_request", "")
-    outcome = _validate_authorization(request, provider, query)  # the hidden field is not trusted
+    outcome = _validate_authorization(request, provider, query, consume=True)  # the hidden field is not trusted
     if not isinstance(outcome, tuple):
         return outcome
     scopes, info = outcome
@@ -161,6 +166,26 @@ def _authorization_decision(request, provider: DevProvider):
         credentials={"user": provider.user(username), "auth_time": int(provider.clock())},
     )
     return _redirect(_with_iss(headers["Location"], provider, fragment))
+
+
+def par_view(request):
+    """RFC 9126 §2: a pushed authorization request (``par.py``); 201 with its ``request_uri``."""
+    provider = provider_of(request)
+    problem = _form_problem(request) if request.method == "POST" else InvalidRequestError(description="POST only")
+    try:
+        if problem is not None:
+            raise ParRefused(problem.error, problem.description)
+        validate = server_of(request).validate_authorization_request
+        uri = provider.par.push(request, _oauth_request(request),
+                                lambda query: validate(f"{provider.endpoint('authorization_endpoint')}?{query}", "GET"))
+    except ParRefused as e:
+        response = _json({"error": e.error, "error_description": e.description}, status=e.status)
+    else:
+        response = _json({"request_uri": uri, "expires_in": LIFETIME}, status=201)
+    response.headers.update(provider.dpop.nonce_header())
+    if response.status_code == 401:
+        response.headers["WWW-Authenticate"] = BASIC_CHALLENGE
+    return response
 
 
 # -- token, revocation, device authorization (client-authenticated endpoints) ---------------------------
@@ -326,6 +351,12 @@ def add_routes(config) -> None:
     route("logout", paths["end_session_endpoint"], (logout_view, ("GET", "POST")))
     route("device_authorization", paths["device_authorization_endpoint"],
           (device_authorization_view, "POST"))
+    route("par", PAR_PATH, (par_view, None))
+    for name, alias in MTLS_ALIASES.items():  # RFC 8705 §5: the same views at the mTLS aliases
+        view = {"token_endpoint": token_view, "revocation_endpoint": revoke_view, "userinfo_endpoint": userinfo_view,
+                "pushed_authorization_request_endpoint": par_view,
+                "device_authorization_endpoint": device_authorization_view}[name]
+        route(f"mtls.{name}", alias, (view, None))
     route("device", DEVICE_VERIFICATION_PATH, (device_view, "GET"), (device_decision_view, "POST"))
     route("counters", "/dev/counters", (counters_view, "GET"))
     route("counters_reset", "/dev/counters/reset", (counters_reset_view, "POST"))
