@@ -125,10 +125,10 @@ def authorize_view(request):
     return pages.login_page(request.path_url, info["client_id"], scopes, query, username=login_hint)
 
 
-def _validate_authorization(request, provider: DevProvider, query: str, consume: bool = False):
+def _validate_authorization(request, provider: DevProvider, query: str):
     """``(scopes, info)`` from oauthlib, or the response for a refused request."""
     try:
-        query = provider.par.resolve(query, consume=consume)  # RFC 9126 §4: a request_uri stands for its request
+        query = provider.par.resolve(query)  # RFC 9126 §4: a request_uri stands for its pushed request
     except ParRefused as e:
         return pages.error_page(e.error, e.description)
     try:
@@ -146,18 +146,23 @@ def _validate_authorization(request, provider: DevProvider, query: str, consume:
 def _authorization_decision(request, provider: DevProvider):
     """The login form was submitted: redirect back with a code, or with ``access_denied``."""
     query = request.POST.get("authorization_request", "")
-    outcome = _validate_authorization(request, provider, query, consume=True)  # the hidden field is not trusted
+    outcome = _validate_authorization(request, provider, query)  # the hidden field is not trusted
     if not isinstance(outcome, tuple):
         return outcome
     scopes, info = outcome
     fragment = info["request"].response_mode == "fragment"
-    if request.POST.get("devidp_action") != "approve":
+    approve = request.POST.get("devidp_action") == "approve"
+    username = request.POST.get("username", "").strip()
+    if approve and not _valid_username(username):
+        return pages.login_page(request.path_url, info["client_id"], scopes, query, note="Enter a user name.")
+    try:
+        query = provider.par.resolve(query, consume=True)  # a pushed request is used once (RFC 9126 §4)
+    except ParRefused as e:  # used meanwhile in another tab
+        return pages.error_page(e.error, e.description)
+    if not approve:
         params = [("error", "access_denied"), ("error_description", "The user denied the request")]
         params += [("state", info["state"])] if info["state"] else []
         return _redirect(_with_iss(add_params_to_uri(info["redirect_uri"], params, fragment), provider, fragment))
-    username = request.POST.get("username", "").strip()
-    if not _valid_username(username):
-        return pages.login_page(request.path_url, info["client_id"], scopes, query, note="Enter a user name.")
     headers, _, _ = server_of(request).create_authorization_response(
         f"{request.path_url}?{query}",
         "GET",
