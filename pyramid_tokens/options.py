@@ -510,7 +510,7 @@ def check_fapi2(oidc: OidcOptions) -> None:
     credentials = oidc.credentials
     missing = []
     if oidc.par == "off":
-        missing.append("pushed authorization requests (oidc.par is off; set require or auto)")
+        missing.append("pushed authorization requests (oidc.par is off: set require or auto)")
     if credentials.client_secret:
         missing.append("no client secret (remove oidc.client_secret)")
     if credentials.auth_method not in ("private_key_jwt", "tls_client_auth", "self_signed_tls_client_auth"):
