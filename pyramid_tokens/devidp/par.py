@@ -82,6 +82,8 @@ class PushedRequests:
             validate(urlencode(params))
         except OAuth2Error as e:
             raise ParRefused(e.error, e.description or e.error) from None
+        except ValueError:  # oauthlib refuses to parse the parameters
+            raise ParRefused("invalid_request", "the pushed request could not be parsed") from None
         uri = URN + secrets.token_urlsafe(24)
         now = provider.clock()
         with self._lock:
