@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Literal, Mapping, overload
+from typing import TYPE_CHECKING, Any, Literal, Mapping, overload
 
 import jwt
 
@@ -24,6 +24,9 @@ from .clock import Clock, system_clock
 from .errors import InvalidResponse, ProviderUnavailable, TokenError
 from .transport import Transport
 from .urls import url_problem
+
+if TYPE_CHECKING:
+    from .options import ClientCredentials
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +189,7 @@ class Discovery:
             raise InvalidResponse(f"discovery: {member} {problem}")
         return value
 
-    def check_client_auth(self, credentials: Any) -> None:
+    def check_client_auth(self, credentials: "ClientCredentials") -> None:
         """At a client's first call: warn (once) when the document does not list its authentication method or
         assertion alg (RFC 8414 §2 ``token_endpoint_auth_*_supported``). Not an error: documents are often
         incomplete, and the provider's answer is what counts."""

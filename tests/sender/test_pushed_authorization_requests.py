@@ -13,7 +13,7 @@ import requests
 import webtest
 
 from pyramid_tokens.devidp.par import URN
-from pyramid_tokens.devidp.testing import authorize_url, browser_login
+from pyramid_tokens.devidp.testing import browser_login
 from tests.pyramid.conftest import base_settings, build_app, login
 
 MANAGER = "pyramid_tokens.manager"
@@ -131,4 +131,4 @@ def test_the_provider_refuses_a_pushed_request_uri_parameter(make_idp):
         "response_type": "code", "client_id": "web", "request_uri": URN + "x",
         "redirect_uri": "http://localhost/callback", "scope": "openid"})
     assert reply.status_code == 400 and reply.json()["error"] == "invalid_request"
-    assert authorize_url(idp.issuer)  # the plain request still works without PAR advertised
+    assert idp.provider.par.pushed == 0
