@@ -198,7 +198,7 @@ def device_login(oidc: "OidcClient | None", users: "UserTokens | None", *, handl
     if oidc is None or users is None or oidc.discovery is None:
         raise ConfigurationError("oidc.authority", "device_login needs the oidc.* login settings")
     clock = oidc.clock
-    endpoint = oidc.discovery.endpoint("device_authorization_endpoint")
+    endpoint = oidc.discovery.endpoint("device_authorization_endpoint", mtls=oidc.credentials.cert is not None)
     if not endpoint:
         raise TokenError("the provider offers no device authorization endpoint (RFC 8628 §4)",
                          error="unsupported_grant_type")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Literal, Mapping, overload
+from typing import TYPE_CHECKING, Any, Literal, Mapping, overload
 
 import jwt
 
@@ -24,6 +24,9 @@ from .clock import Clock, system_clock
 from .errors import InvalidResponse, ProviderUnavailable, TokenError
 from .transport import Transport
 from .urls import url_problem
+
+if TYPE_CHECKING:
+    from .options import ClientCredentials
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +107,8 @@ class Discovery:
         self._failed: tuple[float, TokenError] | None = None
         self._keys: dict[str, jwt.PyJWK] = {}
         self._jwks_fetched_at: float | None = None
+        #: client ids whose authentication method was checked against the document
+        self._auth_checked: set[str] = set()
 
     @classmethod
     def from_document(cls, authority: str, document: Mapping[str, Any], *, jwks: Mapping[str, Any] | None = None,
@@ -183,6 +188,27 @@ class Discovery:
         if problem is not None:
             raise InvalidResponse(f"discovery: {member} {problem}")
         return value
+
+    def check_client_auth(self, credentials: "ClientCredentials") -> None:
+        """At a client's first call: warn (once) when the document does not list its authentication method or
+        assertion alg (RFC 8414 §2 ``token_endpoint_auth_*_supported``). Not an error: documents are often
+        incomplete, and the provider's answer is what counts."""
+        if credentials.client_id in self._auth_checked:
+            return
+        doc = self.metadata()
+        self._auth_checked.add(credentials.client_id)
+        key = credentials.assertion_key
+        methods = doc.get("token_endpoint_auth_methods_supported")
+        algs = doc.get("token_endpoint_auth_signing_alg_values_supported")
+        unlisted = [what for what, value, listed in (("method " + credentials.auth_method, credentials.auth_method,
+                                                      methods),
+                                                     ("alg " + (key.alg if key else ""), key and key.alg, algs))
+                    if value and isinstance(listed, list) and value not in listed]
+        if unlisted:  # repr: the lists come from the provider, so no control characters reach the log
+            log.warning("client %s: %s not advertised by %s (token_endpoint_auth_methods_supported: %r; "
+                        "token_endpoint_auth_signing_alg_values_supported: %r); trying anyway",
+                        credentials.client_id, " and ".join(unlisted), self.authority,
+                        (methods or [])[:20], (algs or [])[:20])
 
     # -- keys -------------------------------------------------------------------------------------
     def signing_key(self, kid: str | None, alg: str) -> jwt.PyJWK:

@@ -5,10 +5,16 @@ Framework-free: :meth:`OidcClient.begin_login` returns the authorization URL and
 checks the authorization response against it (``state``, ``error``, RFC 9207 ``iss``), exchanges
 the code, validates the ID token and fetches userinfo. Also RP-initiated logout (OIDC RP-Initiated
 Logout 1.0 §2) and userinfo (OIDC Core §5.3).
+
+Pushed Authorization Requests (RFC 9126): with ``oidc.par = auto`` (when discovery advertises
+``pushed_authorization_request_endpoint``) or ``require``, the request's parameters are POSTed to
+that endpoint with the client's own authentication and a DPoP proof (§2.1, RFC 9449 §10.1), and the
+browser goes to the authorization endpoint with only ``client_id`` and the ``request_uri`` (§4).
 """
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
@@ -20,7 +26,7 @@ from .dpop import DPoPKey
 from .errors import InvalidResponse, LoginFailed, TokenError
 from .idtoken import same_text, validate_id_token
 from .options import OidcOptions
-from .responses import TokenResponse
+from .responses import TokenResponse, error_from_reply
 from .tokenclient import TokenClient, grant_form
 from .tokens import AccessToken
 
@@ -28,6 +34,8 @@ log = logging.getLogger(__name__)
 
 #: how long a login may take between the redirect to the provider and the callback
 LOGIN_TIMEOUT = 600.0
+#: RFC 9126 §2.2: a ``request_uri`` we pass on to the browser (printable ASCII, no spaces, bounded)
+REQUEST_URI = re.compile(r"[\x21-\x7e]{1,2000}")
 
 
 def pkce_challenge(verifier: str) -> str:
@@ -104,8 +112,7 @@ class OidcClient(TokenClient):
         )
         assert self.discovery is not None
         endpoint = self.discovery.endpoint("authorization_endpoint", required=True)
-        # urlencode, not oauthlib's prepare_grant_uri: that refuses http:// even on loopback (the development provider)
-        query = urlencode({
+        params = {
             "response_type": "code",
             "client_id": self.client_id,
             "redirect_uri": redirect_uri,
@@ -116,8 +123,44 @@ class OidcClient(TokenClient):
             "code_challenge_method": "S256",
             **({"dpop_jkt": dpop.thumbprint} if dpop is not None else {}),
             **extra,
-        })
-        return endpoint + ("&" if "?" in endpoint else "?") + query, pending
+        }
+        par_endpoint = self._par_endpoint()
+        if par_endpoint is not None:
+            params = {"client_id": self.client_id, "request_uri": self._push(par_endpoint, params, dpop)}
+        # urlencode, not oauthlib's prepare_grant_uri: that refuses http:// even on loopback (the development provider)
+        return endpoint + ("&" if "?" in endpoint else "?") + urlencode(params), pending
+
+    def _par_endpoint(self) -> str | None:
+        """The pushed authorization request endpoint to use, or ``None`` (``oidc.par``, RFC 9126 §5)."""
+        assert self.discovery is not None
+        mode = "require" if self.options.profile == "fapi2" and self.options.par == "auto" else self.options.par
+        if mode == "off":
+            return None
+        url = self.discovery.endpoint("pushed_authorization_request_endpoint", mtls=self.credentials.cert is not None)
+        if url is None and (mode == "require" or
+                            self.discovery.metadata().get("require_pushed_authorization_requests")):
+            why = "oidc.par = require" if mode == "require" else "the provider requires pushed authorization requests"
+            raise LoginFailed(f"{why}, but the provider advertises no pushed_authorization_request_endpoint "
+                              "(RFC 9126)", error="invalid_request")
+        return url
+
+    def _push(self, url: str, params: Mapping[str, str], dpop: DPoPKey | None) -> str:
+        """RFC 9126 §2: push the authorization request; the ``request_uri`` that stands for it."""
+        what = "pushed authorization request"
+        reply = self.post_form(url, params, what=what, dpop=dpop)
+        if reply.status not in (200, 201):
+            error = error_from_reply(reply, what, url=url)
+            if reply.status not in (400, 401) or isinstance(error, InvalidResponse):
+                raise error
+            raise LoginFailed(f"{error.error_description or what} (refused: {error.error})", error=error.error,
+                              status_code=reply.status, endpoint=error.endpoint)
+        data = reply.data if isinstance(reply.data, dict) else {}
+        request_uri, expires_in = data.get("request_uri"), data.get("expires_in")
+        if not isinstance(request_uri, str) or not REQUEST_URI.fullmatch(request_uri):
+            raise InvalidResponse(f"{what}: request_uri must be a printable string", status_code=reply.status)
+        if not isinstance(expires_in, int) or isinstance(expires_in, bool) or expires_in <= 0:
+            raise InvalidResponse(f"{what}: expires_in must be a positive integer", status_code=reply.status)
+        return request_uri
 
     def complete_login(self, params: Mapping[str, str], pending: PendingLogin) -> LoginResult:
         """Check the authorization response, exchange the code and validate what comes back."""
@@ -129,8 +172,8 @@ class OidcClient(TokenClient):
         assert self.discovery is not None
         metadata = self.discovery.metadata()
         iss = params.get("iss")
-        if (iss is not None or metadata.get("authorization_response_iss_parameter_supported")) and \
-                iss != metadata["issuer"]:
+        if (iss is not None or metadata.get("authorization_response_iss_parameter_supported") or
+                self.options.profile == "fapi2") and iss != metadata["issuer"]:  # FAPI 2.0 §5.3.2.2: always
             raise LoginFailed("the login response's iss parameter is not the provider's issuer (RFC 9207)", check="iss")
         if params.get("error"):
             error = str(params["error"])[:100]
@@ -180,7 +223,7 @@ class OidcClient(TokenClient):
         A DPoP-bound :class:`AccessToken` is sent with a proof (RFC 9449 §7).
         """
         assert self.discovery is not None
-        url = self.discovery.endpoint("userinfo_endpoint")
+        url = self.discovery.endpoint("userinfo_endpoint", mtls=self.credentials.cert is not None)
         if not url:
             raise TokenError("the provider has no userinfo endpoint", error="invalid_request")
         if isinstance(authorization, AccessToken):

@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
+from cryptography import x509
+
 from .assertion import ClientAssertionKey
 from .dpop import DPoPKey
 from .errors import ConfigurationError
@@ -19,6 +21,14 @@ from .urls import url_problem
 TRUE = {"true", "yes", "on", "1", "t", "y"}
 FALSE = {"false", "no", "off", "0", "f", "n", ""}
 CREDENTIAL_STYLES = ("basic", "post")
+#: ``PREFIX.client_assertion_audience``: the ``aud`` of a client assertion
+ASSERTION_AUDIENCES = ("issuer", "token_endpoint")
+#: ``oidc.par``: Pushed Authorization Requests (RFC 9126)
+PAR_MODES = ("auto", "require", "off")
+#: ``oidc.profile``
+PROFILES = ("fapi2",)
+#: FAPI 2.0 Security Profile §5.4: the only signing algorithms a client may use
+FAPI2_ALGORITHMS = ("PS256", "ES256")
 
 
 # -- coercion (shared by the .ini parser and the code-first directives) ------------------------------
@@ -102,6 +112,10 @@ class ClientCredentials:
     tls_client_key: str | None = None
     dpop: bool = False
     dpop_key: DPoPKey | None = None
+    #: the ``aud`` of client assertions: ``issuer`` or ``token_endpoint``
+    assertion_audience: str = "issuer"
+    #: the TLS client certificate is self-signed: RFC 8705 §2.2 ``self_signed_tls_client_auth``
+    tls_self_signed: bool = False
 
     @property
     def auth_method(self) -> str:
@@ -110,7 +124,9 @@ class ClientCredentials:
             return "private_key_jwt"
         if self.client_secret:
             return "client_secret_basic" if self.style == "basic" else "client_secret_post"
-        return "tls_client_auth" if self.tls_client_cert else "none"
+        if self.tls_client_cert:
+            return "self_signed_tls_client_auth" if self.tls_self_signed else "tls_client_auth"
+        return "none"
 
     @property
     def cert(self) -> str | tuple[str, str] | None:
@@ -127,7 +143,8 @@ class ClientCredentials:
 
 
 #: the per-client settings of client authentication and sender-constrained tokens (SPEC table)
-CLIENT_AUTH_SETTINGS = ("client_assertion_key", "client_assertion_alg", "tls_client_cert", "tls_client_key", "dpop")
+CLIENT_AUTH_SETTINGS = ("client_assertion_key", "client_assertion_alg", "client_assertion_audience",
+                        "client_assertion_kid", "client_assertion_cert", "tls_client_cert", "tls_client_key", "dpop")
 
 
 def _readable(key: str, value: Any) -> str:
@@ -140,8 +157,20 @@ def _readable(key: str, value: Any) -> str:
     return path
 
 
+def _self_signed(key: str, path: str) -> bool:
+    """True when the PEM certificate at ``path`` is its own issuer (RFC 8705 §2.2: the provider pins it)."""
+    try:
+        with open(path, "rb") as f:
+            cert = x509.load_pem_x509_certificate(f.read(1024 * 1024))
+    except (OSError, ValueError):
+        raise ConfigurationError(key, "expected a PEM certificate", path) from None
+    return cert.issuer == cert.subject
+
+
 def client_auth_options(prefix: str, *, client_assertion_key: Any = None, client_assertion_alg: Any = None,
-                        tls_client_cert: Any = None, tls_client_key: Any = None, dpop: Any = None) -> dict[str, Any]:
+                        client_assertion_audience: Any = None, client_assertion_kid: Any = None,
+                        client_assertion_cert: Any = None, tls_client_cert: Any = None, tls_client_key: Any = None,
+                        dpop: Any = None) -> dict[str, Any]:
     """:class:`ClientCredentials` keywords from ``PREFIX.client_assertion_key`` ... ``PREFIX.dpop``.
 
     Key files are read here, once, at start-up; a bad file is a ``ConfigurationError`` naming the key.
@@ -152,13 +181,20 @@ def client_auth_options(prefix: str, *, client_assertion_key: Any = None, client
         values["assertion_key"] = client_assertion_key
     elif client_assertion_key:
         values["assertion_key"] = ClientAssertionKey.from_file(client_assertion_key, client_assertion_alg,
-                                                               prefix=prefix)
-    elif client_assertion_alg:
-        raise ConfigurationError(f"{prefix}client_assertion_alg", f"needs {prefix}client_assertion_key")
+                                                               prefix=prefix, kid=client_assertion_kid,
+                                                               cert=client_assertion_cert)
+    for name, value in (("alg", client_assertion_alg), ("audience", client_assertion_audience),
+                        ("kid", client_assertion_kid), ("cert", client_assertion_cert)):
+        if value and not client_assertion_key:
+            raise ConfigurationError(f"{prefix}client_assertion_{name}", f"needs {prefix}client_assertion_key")
+    if client_assertion_audience:
+        values["assertion_audience"] = as_choice(f"{prefix}client_assertion_audience", client_assertion_audience,
+                                                 ASSERTION_AUDIENCES)
     if tls_client_key and not tls_client_cert:
         raise ConfigurationError(f"{prefix}tls_client_key", f"needs {prefix}tls_client_cert")
     if tls_client_cert:
         values["tls_client_cert"] = _readable(f"{prefix}tls_client_cert", tls_client_cert)
+        values["tls_self_signed"] = _self_signed(f"{prefix}tls_client_cert", values["tls_client_cert"])
     if tls_client_key:
         values["tls_client_key"] = _readable(f"{prefix}tls_client_key", tls_client_key)
     if isinstance(dpop, DPoPKey):
@@ -186,6 +222,11 @@ class OidcOptions:
     post_logout_redirect: str = "/"
     #: OpenID Connect Back-Channel Logout 1.0: where the provider POSTs logout tokens
     backchannel_logout_path: str = "/backchannel-logout"
+    #: Pushed Authorization Requests (RFC 9126): ``auto``, ``require`` or ``off``
+    par: str = "auto"
+    #: ``fapi2``: the FAPI 2.0 Security Profile's client rules were checked at start-up (and PAR and
+    #: RFC 9207 ``iss`` are then required at login)
+    profile: str | None = None
 
 
 @dataclass(frozen=True)
@@ -471,7 +512,11 @@ def parse_settings(settings: Mapping[str, Any]) -> Options:
                                             get("oidc.backchannel_logout_path", "/backchannel-logout")),
             post_logout_redirect=as_url("oidc.post_logout_redirect", get("oidc.post_logout_redirect", "/"),
                                         relative_ok=True),
+            par=as_choice("oidc.par", get("oidc.par") or "auto", PAR_MODES),
+            profile=as_choice("oidc.profile", get("oidc.profile"), PROFILES) if get("oidc.profile") else None,
         )
+        if oidc.profile == "fapi2":
+            check_fapi2(oidc)
         if "openid" not in oidc.scope.split():
             raise ConfigurationError("oidc.scope", "must contain openid", oidc.scope)
         clients[None] = ClientCredentialsOptions(
@@ -537,6 +582,31 @@ def parse_settings(settings: Mapping[str, Any]) -> Options:
             "secret, or keep tokens server-side (tokens.store = redis://..., or a server-side session.type)")
     check_references(options)
     return options
+
+
+def check_fapi2(oidc: OidcOptions) -> None:
+    """FAPI 2.0 Security Profile §5.3.2 (client rules): refuse to start, naming every missing piece.
+
+    PKCE S256 is not checked: every login of this package uses it.
+    """
+    credentials = oidc.credentials
+    missing = []
+    if oidc.par == "off":
+        missing.append("pushed authorization requests (oidc.par is off: set require or auto)")
+    if credentials.client_secret:
+        missing.append("no client secret (remove oidc.client_secret)")
+    if credentials.auth_method not in ("private_key_jwt", "tls_client_auth", "self_signed_tls_client_auth"):
+        missing.append("private_key_jwt or mutual TLS client authentication (oidc.client_assertion_key or "
+                       "oidc.tls_client_cert)")
+    if not credentials.dpop and not credentials.tls_client_cert:
+        missing.append("sender-constrained tokens (oidc.dpop = true or oidc.tls_client_cert)")
+    key = credentials.assertion_key
+    if key is not None and key.alg not in FAPI2_ALGORITHMS:
+        missing.append(f"PS256 or ES256 client assertions (oidc.client_assertion_alg is {key.alg})")
+    if credentials.dpop_key is not None and credentials.dpop_key.alg not in FAPI2_ALGORITHMS:
+        missing.append(f"PS256 or ES256 DPoP proofs (the oidc.dpop key is {credentials.dpop_key.alg})")
+    if missing:
+        raise ConfigurationError("oidc.profile", "fapi2 needs " + "; ".join(missing))
 
 
 def check_references(options: Options) -> None:

@@ -109,11 +109,14 @@ class TokenClient:
         if self._token_endpoint:
             return self._token_endpoint
         assert self.discovery is not None
-        return self.discovery.endpoint("token_endpoint", required=True)
+        return self.discovery.endpoint("token_endpoint", required=True, mtls=self.credentials.cert is not None)
 
     def assertion_audience(self) -> str:
-        """The ``aud`` of client assertions: the issuer; the token endpoint when only that is configured."""
-        return self.discovery.issuer if self.discovery is not None else self.token_endpoint()
+        """The ``aud`` of client assertions: the issuer (the token endpoint when so configured, or when only
+        that is known)."""
+        if self.discovery is None or self.credentials.assertion_audience == "token_endpoint":
+            return self.token_endpoint()
+        return self.discovery.issuer
 
     # -- DPoP keys (RFC 9449) -------------------------------------------------------------------------
     def client_dpop_key(self) -> DPoPKey | None:
@@ -144,6 +147,8 @@ class TokenClient:
         With ``dpop`` the request carries a proof (RFC 9449 §4) with the origin's last nonce; a
         ``use_dpop_nonce`` refusal bringing a new ``DPoP-Nonce`` is retried once (§8).
         """
+        if self.discovery is not None:
+            self.discovery.check_client_auth(self.credentials)  # warns once about unadvertised methods
         reply: Reply | None = None
         for attempt in (1, 2):
             headers = {}
@@ -260,7 +265,8 @@ class TokenClient:
     def revoke(self, token: str, *, hint: str = "refresh_token") -> bool:
         """RFC 7009: revoke ``token``. False (and a logged notice) when the provider has no revocation endpoint."""
         # the form is written here: oauthlib's prepare_token_revocation_request refuses http:// even on loopback
-        url = self.discovery.endpoint("revocation_endpoint") if self.discovery else None
+        url = self.discovery.endpoint("revocation_endpoint", mtls=self.credentials.cert is not None) \
+            if self.discovery else None
         if not url:
             log.info("the provider has no revocation endpoint; the %s of client %s was only forgotten locally",
                      hint, self.client_id)

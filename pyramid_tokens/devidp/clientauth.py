@@ -9,6 +9,8 @@
   unexpired ``exp`` at most :data:`MAX_ASSERTION_LIFETIME` ahead, and a ``jti`` never seen before.
 * RFC 8705 §2.1 ``tls_client_auth``: the TLS layer verified the client certificate against the
   trusted CA; the provider matches its subject DN against ``DevClient.tls_client_auth_subject_dn``.
+  §2.2 ``self_signed_tls_client_auth``: the certificate must be one the client registered in its
+  ``jwks`` (``x5c``); the TLS server must trust it too (tests put it in the server's CA file).
   §3: a token requested over such a connection is bound to the certificate (``cnf.x5t#S256``).
 
 The certificate reaches the views as ``environ["SSL_CLIENT_CERT"]`` (PEM, the mod_ssl convention;
@@ -106,7 +108,10 @@ class AssertionVerifier:
         if alg not in ALGORITHMS:
             raise AssertionRefused("unsupported alg")
         kid = header.get("kid")
-        candidates = [k for k in keys if kid and k.get("kid") == kid] or keys
+        # a kid naming none of the registered keys is refused, as real providers do (RFC 7515 §4.1.4)
+        candidates = [k for k in keys if k.get("kid") == kid] if kid and any(k.get("kid") for k in keys) else keys
+        if not candidates:
+            raise AssertionRefused(f"no registered key has kid {str(kid)[:64]!r}")
         claims = None
         for jwk in candidates:
             try:
@@ -142,7 +147,10 @@ class AssertionVerifier:
 
     def _audiences(self, request: Any) -> list[str]:
         provider = self.provider
-        return [provider.issuer, provider.endpoint("token_endpoint"), _without_query(request.uri)]
+        token_endpoints = [provider.endpoint("token_endpoint"), provider.url("/mtls/token")]
+        if provider.assertion_audience == "token_endpoint":  # OIDC Core §9's wording, as some providers demand
+            return token_endpoints
+        return [provider.issuer, *token_endpoints, _without_query(request.uri)]
 
 
 # hand-written: oauthlib leaves reading the Basic header to the validator, and WebOb does not decode it
@@ -171,6 +179,15 @@ def check_tls_client(client: "DevClient", request: Any) -> bool:
     if cert is None or not client.tls_client_auth_subject_dn:
         return False
     return subject_dn(cert) == client.tls_client_auth_subject_dn
+
+
+def check_self_signed(client: "DevClient", request: Any) -> bool:
+    """RFC 8705 §2.2: the connection's certificate is the first ``x5c`` of one of the client's registered JWKs."""
+    cert = peer_certificate(request.headers)
+    if cert is None:
+        return False
+    der = base64.b64encode(cert.public_bytes(Encoding.DER)).decode()
+    return any(isinstance(k.get("x5c"), list) and k["x5c"][:1] == [der] for k in client.public_keys())
 
 
 def certificate_confirmation(headers: Any) -> dict[str, str]:

@@ -3,7 +3,11 @@
 * OpenID Connect Discovery 1.0 §3 and RFC 8414 §2: provider metadata (:meth:`DevProvider.metadata`),
   with RFC 9207 §3 ``authorization_response_iss_parameter_supported``.
 * RFC 6749 §2.3.1: ``client_secret_basic`` and ``client_secret_post``, RFC 7523 ``private_key_jwt``
-  and RFC 8705 ``tls_client_auth``, one method per request (:meth:`DevProvider.authenticate_client`).
+  and RFC 8705 ``tls_client_auth`` / ``self_signed_tls_client_auth``, one method per request
+  (:meth:`DevProvider.authenticate_client`); with ``assertion_audience="token_endpoint"`` an
+  assertion's ``aud`` must be the token endpoint URL (OIDC Core §9), as some providers demand.
+* RFC 9126 pushed authorization requests (``par.py``), advertised with ``par=True``, required with
+  ``require_par=True``; RFC 8705 §5 ``mtls_endpoint_aliases`` with ``mtls_endpoint_aliases=True``.
 * RFC 9449 DPoP-bound and RFC 8705 certificate-bound access tokens (``cnf``; ``dpop.py``).
 * RFC 9068 §2: JWT access tokens (``typ: at+jwt``); RFC 8707 §2: ``aud`` from ``resource``.
 * OpenID Connect Core 1.0 §2 and §3.1.3.6: ID tokens with ``at_hash``; §12.2: refreshed ID tokens
@@ -25,12 +29,13 @@ import jwt
 
 from ..clock import Clock, system_clock
 from ..jwk import b64url
-from .clientauth import AssertionRefused, AssertionVerifier, basic_credentials, check_tls_client
+from .clientauth import AssertionRefused, AssertionVerifier, basic_credentials, check_self_signed, check_tls_client
 from .backchannel import BackchannelLogout
 from .counters import Counters
 from .dpop import DPoPServer, confirmation
 from .faults import FaultMode, issue_id_token
 from .keys import ALGORITHM, KeySet
+from .par import PushedRequests
 from .models import DEFAULT_SCOPES, GRANT_TYPES, DevClient, DevUser
 from .state import DeviceCode, Grant, State, new_user_code
 
@@ -48,6 +53,13 @@ ENDPOINT_PATHS = {
     "end_session_endpoint": "/logout",
     "device_authorization_endpoint": "/device_authorization",
 }
+#: RFC 9126 §5: served always, advertised only when the provider is made with ``par=True``
+PAR_PATH = "/par"
+#: RFC 8705 §5: metadata name -> path of its mTLS alias (the same views), advertised with ``mtls_endpoint_aliases``
+MTLS_ALIASES = {name: "/mtls" + path for name, path in (
+    ("token_endpoint", "/token"), ("revocation_endpoint", "/revoke"), ("userinfo_endpoint", "/userinfo"),
+    ("pushed_authorization_request_endpoint", PAR_PATH), ("device_authorization_endpoint", "/device_authorization"))}
+SELF_SIGNED = "self_signed_tls_client_auth"
 SECRET_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 CLAIMS_SUPPORTED = [
     "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp",
@@ -81,7 +93,15 @@ class DevProvider:
         code_lifetime: int = 60,
         clock: Clock = system_clock,
         require_dpop_nonce: bool = False,
+        par: bool = False,
+        require_par: bool = False,
+        assertion_audience: str = "any",
+        mtls_endpoint_aliases: bool = False,
     ) -> None:
+        if assertion_audience not in ("any", "token_endpoint"):
+            raise ValueError("assertion_audience must be 'any' or 'token_endpoint'")
+        self.assertion_audience = assertion_audience
+        self.mtls_endpoint_aliases = mtls_endpoint_aliases
         self.issuer = issuer
         self.audience = audience
         self.device_interval = _positive_int("device_interval", device_interval, allow_zero=True)
@@ -100,6 +120,8 @@ class DevProvider:
         self.assertions = AssertionVerifier(self)
         #: OpenID Connect Back-Channel Logout 1.0: sessions (sid) and the logout tokens sent when they end
         self.backchannel = BackchannelLogout(self)
+        #: RFC 9126 pushed authorization requests
+        self.par = PushedRequests(self, advertised=par, required=require_par)
         #: the current misbehaviour for tests (:mod:`pyramid_tokens.devidp.faults`); none by default
         self.faults = FaultMode()
         log.warning(
@@ -126,6 +148,8 @@ class DevProvider:
 
     def endpoint(self, name: str) -> str:
         """The URL of the endpoint a metadata name (``token_endpoint``, ...) names."""
+        if name == "pushed_authorization_request_endpoint":
+            return self.url(PAR_PATH)
         return self.url(ENDPOINT_PATHS[name])
 
     @property
@@ -160,6 +184,10 @@ class DevProvider:
         auth_methods = SECRET_AUTH_METHODS + (["none"] if any(not c.confidential for c in clients) else [])
         auth_methods += ["private_key_jwt"] if any(c.jwks is not None for c in clients) else []
         auth_methods += ["tls_client_auth"] if any(c.tls_client_auth_subject_dn for c in clients) else []
+        auth_methods += [SELF_SIGNED] if any(c.token_endpoint_auth_method == SELF_SIGNED for c in clients) else []
+        extra: dict[str, Any] = self.par.metadata(self.url(PAR_PATH))
+        if self.mtls_endpoint_aliases:
+            extra["mtls_endpoint_aliases"] = {name: self.url(path) for name, path in MTLS_ALIASES.items()}
         return {
             "issuer": self.issuer,
             **{name: self.endpoint(name) for name in ENDPOINT_PATHS},
@@ -182,6 +210,7 @@ class DevProvider:
             "tls_client_certificate_bound_access_tokens": True,
             "backchannel_logout_supported": True,
             "backchannel_logout_session_supported": True,
+            **extra,
         }
 
     def jwks(self) -> dict[str, list[dict[str, str]]]:
@@ -249,6 +278,10 @@ class DevProvider:
             return self._auth_failed(client_id, "unknown client")
         if method == "private_key_jwt":
             pass  # verified above against the client's registered keys
+        elif method == "none" and client.token_endpoint_auth_method == SELF_SIGNED:  # RFC 8705 §2.2
+            if not check_self_signed(client, request):
+                return self._auth_failed(client_id, "no client certificate registered in the client's jwks")
+            method = SELF_SIGNED
         elif method == "none" and client.tls_client_auth_subject_dn:  # RFC 8705 §2.1 tls_client_auth
             if not check_tls_client(client, request):
                 return self._auth_failed(client_id, "no client certificate with the registered subject DN")

@@ -31,7 +31,8 @@ from . import faults, pages
 from .clientauth import ENVIRON_CERT, PEER_CERT
 from .dpop import DPOP_JKT, DPoPError
 from .oauth import NO_STORE, ProviderServer
-from .provider import DEVICE_VERIFICATION_PATH, DISCOVERY_PATH, ENDPOINT_PATHS, DevProvider
+from .par import LIFETIME, ParRefused
+from .provider import DEVICE_VERIFICATION_PATH, DISCOVERY_PATH, ENDPOINT_PATHS, MTLS_ALIASES, PAR_PATH, DevProvider
 
 REGISTRY_KEY = "pyramid_tokens.devidp"
 #: the oauthlib endpoints serving the registered provider (built by :func:`add_routes`)
@@ -129,6 +130,10 @@ def authorize_view(request):
 def _validate_authorization(request, provider: DevProvider, query: str):
     """``(scopes, info)`` from oauthlib, or the response for a refused request."""
     try:
+        query = provider.par.resolve(query)  # RFC 9126 §4: a request_uri stands for its pushed request
+    except ParRefused as e:
+        return pages.error_page(e.error, e.description)
+    try:
         return server_of(request).validate_authorization_request(
             f"{request.path_url}?{query}", "GET", headers=dict(request.headers)
         )
@@ -148,13 +153,18 @@ def _authorization_decision(request, provider: DevProvider):
         return outcome
     scopes, info = outcome
     fragment = info["request"].response_mode == "fragment"
-    if request.POST.get("devidp_action") != "approve":
+    approve = request.POST.get("devidp_action") == "approve"
+    username = request.POST.get("username", "").strip()
+    if approve and not _valid_username(username):
+        return pages.login_page(request.path_url, info["client_id"], scopes, query, note="Enter a user name.")
+    try:
+        query = provider.par.resolve(query, consume=True)  # a pushed request is used once (RFC 9126 §4)
+    except ParRefused as e:  # used meanwhile in another tab
+        return pages.error_page(e.error, e.description)
+    if not approve:
         params = [("error", "access_denied"), ("error_description", "The user denied the request")]
         params += [("state", info["state"])] if info["state"] else []
         return _redirect(_with_iss(add_params_to_uri(info["redirect_uri"], params, fragment), provider, fragment))
-    username = request.POST.get("username", "").strip()
-    if not _valid_username(username):
-        return pages.login_page(request.path_url, info["client_id"], scopes, query, note="Enter a user name.")
     headers, _, _ = server_of(request).create_authorization_response(
         f"{request.path_url}?{query}",
         "GET",
@@ -163,6 +173,26 @@ def _authorization_decision(request, provider: DevProvider):
         credentials={"user": provider.user(username), "auth_time": int(provider.clock())},
     )
     return _redirect(_with_iss(headers["Location"], provider, fragment))
+
+
+def par_view(request):
+    """RFC 9126 §2: a pushed authorization request (``par.py``); 201 with its ``request_uri``."""
+    provider = provider_of(request)
+    problem = _form_problem(request) if request.method == "POST" else InvalidRequestError(description="POST only")
+    try:
+        if problem is not None:
+            raise ParRefused(problem.error, problem.description)
+        validate = server_of(request).validate_authorization_request
+        uri = provider.par.push(request, _oauth_request(request),
+                                lambda query: validate(f"{provider.endpoint('authorization_endpoint')}?{query}", "GET"))
+    except ParRefused as e:
+        response = _json({"error": e.error, "error_description": e.description}, status=e.status)
+    else:
+        response = _json({"request_uri": uri, "expires_in": LIFETIME}, status=201)
+    response.headers.update(provider.dpop.nonce_header())
+    if response.status_code == 401:
+        response.headers["WWW-Authenticate"] = BASIC_CHALLENGE
+    return response
 
 
 # -- token, revocation, device authorization (client-authenticated endpoints) ---------------------------
@@ -341,6 +371,12 @@ def add_routes(config) -> None:
     route("logout", paths["end_session_endpoint"], (logout_view, ("GET", "POST")))
     route("device_authorization", paths["device_authorization_endpoint"],
           (device_authorization_view, "POST"))
+    route("par", PAR_PATH, (par_view, None))
+    for name, alias in MTLS_ALIASES.items():  # RFC 8705 §5: the same views at the mTLS aliases
+        view = {"token_endpoint": token_view, "revocation_endpoint": revoke_view, "userinfo_endpoint": userinfo_view,
+                "pushed_authorization_request_endpoint": par_view,
+                "device_authorization_endpoint": device_authorization_view}[name]
+        route(f"mtls.{name}", alias, (view, None))
     route("device", DEVICE_VERIFICATION_PATH, (device_view, "GET"), (device_decision_view, "POST"))
     route("counters", "/dev/counters", (counters_view, "GET"))
     route("dev_end_session", "/dev/end-session", (end_session_view, "POST"))
