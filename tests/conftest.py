@@ -46,6 +46,26 @@ def api(idp):
     running.stop()
 
 
+@pytest.fixture
+def make_api():
+    """``make_api(idp, **kwargs)``: the demo API for ``idp`` on a loopback port (``.proofs``: its DPoP checks)."""
+    from pyramid_tokens.demo.api import make_api_app
+    from pyramid_tokens.devidp.server import serve
+
+    running = []
+
+    def factory(idp, **kwargs):
+        app = make_api_app(idp.issuer, **kwargs)
+        server = serve(app)
+        server.proofs = app.registry["pyramid_tokens.demo_api.proofs"]
+        running.append(server)
+        return server
+
+    yield factory
+    for server in running:
+        server.stop()
+
+
 @pytest.fixture(scope="session")
 def keys(tmp_path_factory):
     """Private key files as users configure them (``tests/support/pki.py``)."""

@@ -11,7 +11,6 @@ from dataclasses import fields
 
 import pytest
 
-from tests.sender.conftest import make_api  # noqa: F401 - the demo API on loopback, as a fixture here too
 
 
 @pytest.fixture(scope="session")

@@ -128,10 +128,9 @@ def test_the_refresh_storm_refreshes_once_per_window_on_each_topology(topology_f
           f"max pause {max_pause(results):.3f} s")
 
 
-KILLED_GAP = ("known gap (see the redis branch report): with 48+ threads per process, requests in flight when "
-              "the master is killed keep dialing the dead address until the retry budget (about 7 s) runs out, "
-              "although the Sentinels name the new master after about 3 s; and a Beaker session write that "
-              "fails at response time is a 500 from the web layer, not a 503")
+KILLED_GAP = ("known gap (issue 17 closing note): with 48+ threads per process, requests in flight when the "
+              "master is killed keep dialing the dead address until the retry budget (about 7 s) runs out, "
+              "although the Sentinels name the new master after about 3 s; about 1 % of requests fail (503)")
 
 
 @sentinel_tests

@@ -19,7 +19,7 @@ from pyramid_tokens.devidp.clientauth import certificate_thumbprint
 from tests.support.provider import WEB_REDIRECT_URI
 from pyramid_tokens.devidp.tls import start_tls_provider
 from tests.support.web import base_settings, build_app, login
-from tests.sender.conftest import write_pem
+from tests.support.pki import write_pem
 
 SCOPE = "openid profile email offline_access api"
 
