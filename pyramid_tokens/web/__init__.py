@@ -169,36 +169,34 @@ def _with_current_request(event: Event) -> Event:
     return event if request is None else with_request(event, request)
 
 
+def _pending(config: Configurator, kind: str, name: str, make: Any) -> None:
+    """Build a directive's options now (a bad value fails at the call) and add them before the manager is built."""
+    try:
+        opts = make()
+    except (ConfigurationError, TypeError) as exc:
+        raise PyramidConfigurationError(str(exc)) from exc
+    config.action((f"pyramid_tokens.{kind}", name),
+                  lambda: config.registry[PENDING][kind].__setitem__(name, opts), order=PHASE1_CONFIG)
+
+
 def add_http_client(config: Configurator, name: str, *, base_url: str, token: str = "user",
                     retry: Any = (), timeout: float = 10.0, replay_unsafe_methods: bool = False) -> None:
     """Directive: a named HTTP client, the code-first twin of ``tokens.http.NAME.*``."""
-    try:
-        opts = HttpClientOptions.create(name, prefix=f"add_http_client({name!r}).", base_url=base_url, token=token,
-                                        retry=retry, timeout=timeout, replay_unsafe_methods=replay_unsafe_methods)
-    except ConfigurationError as exc:
-        raise PyramidConfigurationError(str(exc)) from exc
-    config.action(("pyramid_tokens.http", name),
-                  lambda: config.registry[PENDING]["http"].__setitem__(name, opts), order=PHASE1_CONFIG)
+    _pending(config, "http", name, lambda: HttpClientOptions.create(
+        name, prefix=f"add_http_client({name!r}).", base_url=base_url, token=token, retry=retry, timeout=timeout,
+        replay_unsafe_methods=replay_unsafe_methods))
 
 
 def add_client_credentials_client(config: Configurator, name: str, **values: Any) -> None:
     """Directive: a named client-credentials client, the twin of ``tokens.clients.NAME.*``."""
-    try:
-        opts = ClientCredentialsOptions.create(name, prefix=f"add_client_credentials_client({name!r}).", **values)
-    except (ConfigurationError, TypeError) as exc:
-        raise PyramidConfigurationError(str(exc)) from exc
-    config.action(("pyramid_tokens.client", name),
-                  lambda: config.registry[PENDING]["clients"].__setitem__(name, opts), order=PHASE1_CONFIG)
+    _pending(config, "clients", name, lambda: ClientCredentialsOptions.create(
+        name, prefix=f"add_client_credentials_client({name!r}).", **values))
 
 
 def add_token_exchange(config: Configurator, name: str, **values: Any) -> None:
     """Directive: a token exchange (RFC 8693), the twin of ``tokens.exchange.NAME.*``."""
-    try:
-        opts = ExchangeOptions.create(name, prefix=f"add_token_exchange({name!r}).", **values)
-    except (ConfigurationError, TypeError) as exc:
-        raise PyramidConfigurationError(str(exc)) from exc
-    config.action(("pyramid_tokens.exchange", name),
-                  lambda: config.registry[PENDING]["exchange"].__setitem__(name, opts), order=PHASE1_CONFIG)
+    _pending(config, "exchange", name, lambda: ExchangeOptions.create(
+        name, prefix=f"add_token_exchange({name!r}).", **values))
 
 
 def _check_session_settings(options: Options) -> None:

@@ -7,22 +7,14 @@ import pytest
 
 from pyramid_tokens import TokenManager
 from pyramid_tokens.beakerstores import BeakerStore
-from tests.support.provider import approve_device
 from pyramid_tokens.errors import LoginRequired
 from pyramid_tokens.events import LOGOUT_APPLICATION, UserLoggedOut
 from pyramid_tokens.filestore import FileStore
 from pyramid_tokens.stores import MemoryStore
+from tests.support.provider import approve_device
+from tests.support.web import session_settings
 
 from .conftest import HTML, JSON, sign
-
-
-def session_settings(kind, tmp_path):
-    if kind == "memory":
-        return {"session.type": "memory"}
-    if kind == "file":
-        return {"session.type": "file", "session.data_dir": str(tmp_path / "sessions"),
-                "session.lock_dir": str(tmp_path / "locks")}
-    return {"session.type": "cookie", "session.validate_key": "v" * 32, "session.encrypt_key": "e" * 32}
 
 
 @pytest.mark.parametrize("kind", ["memory", "file", "cookie"])

@@ -14,18 +14,9 @@ import webtest
 
 from pyramid_tokens.web.request import HANDLE
 
-from tests.support.web import base_settings, build_app, counting_reads, login
+from tests.support.web import base_settings, build_app, counting_reads, login, session_settings
 
 JSON = {"Accept": "application/json"}
-
-
-def session_settings(kind, tmp_path):
-    if kind == "memory":
-        return {"session.type": "memory"}
-    if kind == "file":
-        return {"session.type": "file", "session.data_dir": str(tmp_path / "sessions"),
-                "session.lock_dir": str(tmp_path / "locks")}
-    return {"session.type": "cookie", "session.validate_key": "v" * 32, "session.encrypt_key": "e" * 32}
 
 
 class Gate:

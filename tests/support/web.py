@@ -94,6 +94,16 @@ def base_settings(idp, **overrides):
     return {k: v for k, v in settings.items() if v is not None}
 
 
+def session_settings(kind, tmp_path):
+    """Beaker settings of one session kind: ``memory``, ``file`` (in ``tmp_path``) or an encrypted ``cookie``."""
+    if kind == "memory":
+        return {"session.type": "memory"}
+    if kind == "file":
+        return {"session.type": "file", "session.data_dir": str(tmp_path / "sessions"),
+                "session.lock_dir": str(tmp_path / "locks")}
+    return {"session.type": "cookie", "session.validate_key": "v" * 32, "session.encrypt_key": "e" * 32}
+
+
 # -- logging in like a browser --------------------------------------------------------------------------
 def callback_path(location: str) -> str:
     parts = urlsplit(location)
