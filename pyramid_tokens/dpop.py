@@ -1,4 +1,4 @@
-"""DPoP, Demonstrating Proof of Possession (RFC 9449): proofs, server nonces, and proof checks.
+"""DPoP, Demonstrating Proof of Possession (RFC 9449), client side: keys, proofs and server nonces.
 
 Client side (framework-free; used by :mod:`pyramid_tokens.tokenclient` and :mod:`pyramid_tokens.httpclient`):
 

@@ -1,4 +1,4 @@
-"""CSRF tokens kept in the session, checked without ever creating a session (issue 20 item 12).
+"""CSRF tokens kept in the session, checked without ever creating a session (a refused POST must not log anyone out).
 
 Pyramid's default policy reads the expected token from ``request.session``, which *creates* a
 session for a request that carries no session cookie; its ``Set-Cookie`` on the 400 would then
