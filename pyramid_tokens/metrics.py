@@ -104,6 +104,11 @@ def token_cache(kind: str, result: str) -> None:
         _instruments.token_cache.add(1, {TOKEN_KIND: kind, CACHE_RESULT: result})
 
 
+if _instruments is None:  # the valid-token path calls this on every hit: without the extra, a bare no-op
+    def token_cache(kind: str, result: str) -> None:  # noqa: F811
+        """A token lookup (recorded only with ``opentelemetry-api`` installed)."""
+
+
 def refresh_failure(error: str) -> None:
     """A user token refresh failed with ``error`` (the provider's code or ours)."""
     if _instruments is not None:
