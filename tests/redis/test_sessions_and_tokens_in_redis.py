@@ -163,6 +163,29 @@ def test_a_session_that_cannot_be_saved_after_the_view_is_logged_and_the_answer_
     assert app.get("/token", headers=JSON, status=503).json["error"] == "temporarily_unavailable"
 
 
+def test_a_session_store_outage_is_a_503_and_never_logs_the_user_out(idp, clock, redis_url, monkeypatch):
+    """Beaker's invalidate_corrupt replaces a session whose load fails with a new one, saved once the store
+    answers again: a new cookie, the user logged out for good. A read that fails because the store is
+    unreachable (here: the session's first read, once, as in a failover) must be a 503 that leaves the login."""
+    app = webtest.TestApp(build_app(redis_settings(idp, redis_url), clock))
+    login(app)
+    token = app.get("/token").json["access_token"]
+    cookie = app.cookies["sid"]
+    real_read, failed = JsonRedisNamespaceManager.__getitem__, []
+
+    def read_failing_once(self, key):
+        if not failed:
+            failed.append(key)
+            raise StoreUnavailable("session store: read at Redis failed (ConnectionError)")
+        return real_read(self, key)
+
+    monkeypatch.setattr(JsonRedisNamespaceManager, "__getitem__", read_failing_once)
+    refused = app.get("/token", headers=JSON, status=503)
+    assert failed and refused.json["error"] == "temporarily_unavailable"
+    assert "Set-Cookie" not in refused.headers and app.cookies["sid"] == cookie
+    assert app.get("/token").json["access_token"] == token  # the same login: nothing replaced the session
+
+
 def test_user_token_request_with_a_hung_redis_is_a_503_within_the_socket_timeout(idp, clock, start_redis):
     server = start_redis()
     url = server.url(0, socket_timeout=0.3)
