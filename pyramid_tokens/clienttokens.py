@@ -31,7 +31,7 @@ class ClientTokens:
 
     def __init__(self, clients: Mapping[str | None, TokenClient], cache: TokenStore, *,
                  defaults: Mapping[str | None, tuple[str | None, str | None]] | None = None,
-                 clock: Clock = system_clock, buffer: float = 60.0, lock_timeout: float = 30.0,
+                 clock: Clock = system_clock, renew_before: float = 60.0, lock_timeout: float = 30.0,
                  events: EventHub | None = None) -> None:
         self.clients = clients
         #: where tokens handed out and failures are told (``TokenManager.events``)
@@ -40,7 +40,7 @@ class ClientTokens:
         #: per client: its configured (scope, resource)
         self.defaults = dict(defaults or {})
         self.clock = clock
-        self.buffer = buffer
+        self.renew_before = renew_before
         self.lock_timeout = lock_timeout
         #: memo of cache keys per (name, scope, resource) of calls without extra parameters
         self._keys: dict[tuple[str | None, str | None, str | None], str] = {}
@@ -82,7 +82,7 @@ class ClientTokens:
     # about 40 ns a call, a fifth of a cached token (TokenManager.get_client_access_token is this method).
     def get(self, name: str | None = None, force_renewal: bool = False, scope: str | None = None,
             resource: str | None = None, parameters: Mapping[str, Any] | None = None) -> AccessToken:
-        """The client's token, from the cache when it has more than the buffer left.
+        """The client's token, from the cache while more than ``renew_before`` seconds are left.
 
         When a shared cache (Redis) cannot be reached, the token is requested directly (and logged):
         the cache saves requests, it must not stop the client.
@@ -135,7 +135,7 @@ class ClientTokens:
             current = self.cache.get(key)
             if current is not None and (not force_renewal or current != seen):
                 token = AccessToken.from_dict(current)
-                if not token.renewal_due(self.buffer, self.clock()):
+                if not token.renewal_due(self.renew_before, self.clock()):
                     metrics.token_cache("client", "hit")  # renewed by another caller while we waited
                     return self._acquired(name, token, from_cache=True)
             expired = current is None or AccessToken.from_dict(current).is_expired(self.clock())
@@ -145,7 +145,7 @@ class ClientTokens:
             except (ProviderUnavailable, InvalidResponse) as exc:  # down, or answering garbage
                 if current is None or force_renewal or AccessToken.from_dict(current).is_expired(self.clock()):
                     raise
-                # Renewal was only due early (the buffer): the cached token is still valid, keep using it.
+                # Renewal was only due early (renew_before): the cached token is still valid, keep using it.
                 log.warning("client %s: renewal failed (%s); using the cached token until it expires",
                             name or "(oidc client)", exc)
                 return self._acquired(name, AccessToken.from_dict(current), from_cache=True)
@@ -166,7 +166,7 @@ class ClientTokens:
         if hit is not None and (hit[0] is record or hit[0] == record):
             return hit[1], hit[2]
         token = AccessToken.from_dict(record)
-        deadline = token.renewal_deadline(self.buffer)
+        deadline = token.renewal_deadline(self.renew_before)
         if len(self._parsed) >= 4096:
             self._parsed.clear()
         self._parsed[key] = (record, token, deadline)

@@ -9,7 +9,7 @@ answer (§2.2.1, required) is kept on the :class:`~pyramid_tokens.tokens.AccessT
 A user's exchanged tokens live in the user's token record, under ``exchanged`` by exchange name:
 every process sharing the store shares them, and they end with the login (logout, back-channel
 logout, a refused refresh all delete the record). Renewal is single-flight under the handle's lock,
-with the user-token margin. The exchange is a grant of its own: a refreshed subject token does not
+with the user tokens' renew_before. The exchange is a grant of its own: a refreshed subject token does not
 renew it. ``invalid_grant`` means the subject token is no longer acceptable: the user token is
 refreshed once and the exchange retried once, then :class:`~pyramid_tokens.errors.LoginRequired`.
 A client subject's exchanged tokens are cached in the client token cache, keyed by exchange name.
@@ -72,14 +72,14 @@ class TokenExchanges:
 
     def __init__(self, options: Mapping[str, ExchangeOptions], clients: Mapping[str, TokenClient], *,
                  users: UserTokens | None, client_tokens: ClientTokens, clock: Clock = system_clock,
-                 margin: float = 60.0, lock_timeout: float = 30.0) -> None:
+                 renew_before: float = 60.0, lock_timeout: float = 30.0) -> None:
         self.options = options
         #: the client that exchanges, per exchange name
         self.clients = clients
         self.users = users
         self.client_tokens = client_tokens
         self.clock = clock
-        self.margin = margin
+        self.renew_before = renew_before
         self.lock_timeout = lock_timeout
         #: ``(handle or cache key, name) -> (copy of the stored dict, AccessToken, renewal deadline)``
         self._parsed: dict[tuple[str, str], tuple[dict[str, Any], AccessToken, float | None]] = {}
@@ -115,7 +115,7 @@ class TokenExchanges:
         parsed = self._parsed.get(key)
         if parsed is None or parsed[0] != data:
             token = AccessToken.from_dict(data)
-            parsed = (copy.deepcopy(data), token, token.renewal_deadline(self.margin))
+            parsed = (copy.deepcopy(data), token, token.renewal_deadline(self.renew_before))
             with self._parsed_lock:
                 if len(self._parsed) >= PARSED_TOKENS_MAX:
                     del self._parsed[next(iter(self._parsed))]

@@ -64,7 +64,7 @@ class TokenManager:
         if client_cache is None:
             client_cache = client_cache_for(options, clock)
         self.client_tokens = ClientTokens(
-            clients, client_cache, clock=clock, buffer=options.cache_lifetime_buffer,
+            clients, client_cache, clock=clock, renew_before=options.cache_lifetime_buffer,
             defaults={name: (o.scope, o.resource) for name, o in options.clients.items()}, events=self.events,
         )
         if type(self).get_client_access_token is TokenManager.get_client_access_token:  # an override in a subclass wins
@@ -76,7 +76,7 @@ class TokenManager:
                 rotations = store if user_store is not None else MemoryStore(clock)
             self.user_tokens = UserTokens(
                 self.oidc, store, rotations=rotations,
-                clock=clock, refresh_before_expiration=options.refresh_before_expiration, ttl=session_ttl,
+                clock=clock, renew_before=options.refresh_before_expiration, ttl=session_ttl,
                 validate_id_token=self.oidc.validate_refreshed_id_token, events=self.events,
             )
         #: token exchanges (RFC 8693): the exchanging client per exchange; tokens cached with the login
@@ -84,7 +84,7 @@ class TokenManager:
             options.exchange,
             exchange_clients(options.exchange, default=self.oidc, clients=clients, make=self._exchange_client),
             users=self.user_tokens, client_tokens=self.client_tokens, clock=clock,
-            margin=options.refresh_before_expiration,
+            renew_before=options.refresh_before_expiration,
         )
         #: ended logins (logout, back-channel logout): beside the user tokens, or for cookie sessions in the
         #: client token cache, the one store that is server-side then (shared with tokens.cache = redis://...)

@@ -14,17 +14,17 @@ _SECRET_CLAIMS = {"at_hash", "c_hash", "nonce", "sid"}
 KNOWN_TOKEN_TYPES = {"bearer": "Bearer", "dpop": "DPoP"}
 
 
-def renewal_deadline(expires_at: float | None, obtained_at: float | None, margin: float) -> float | None:
+def renewal_deadline(expires_at: float | None, obtained_at: float | None, renew_before: float) -> float | None:
     """The time from which a token is due for renewal (``None``: never), to compute once per token.
 
-    The margin is capped at half the token's lifetime, so a token that lives 45 s is not renewed
-    on every call merely because the configured margin is 60 s.
+    ``renew_before`` is capped at half the token's lifetime, so a token that lives 45 s is not renewed
+    on every call merely because the configured 60 s exceed it.
     """
     if expires_at is None:
         return None
     if obtained_at is not None and expires_at > obtained_at:
-        margin = min(margin, (expires_at - obtained_at) / 2)
-    return expires_at - margin
+        renew_before = min(renew_before, (expires_at - obtained_at) / 2)
+    return expires_at - renew_before
 
 
 @dataclass(frozen=True, repr=False)
@@ -36,7 +36,7 @@ class AccessToken:
     expires_at: datetime | None = None
     scope: str | None = None
     resource: str | None = None
-    #: when the token was obtained (UTC); the early-renewal margin is capped relative to its lifetime
+    #: when the token was obtained (UTC); ``renew_before`` is capped relative to its lifetime
     obtained_at: datetime | None = None
     #: the provider (issuer) and client the token was obtained from, for display
     issuer: str | None = field(default=None, compare=False)
@@ -58,17 +58,17 @@ class AccessToken:
         remaining = self.expires_in(now)
         return remaining is not None and remaining <= 0
 
-    def renewal_due(self, margin: float, now: float) -> bool:
-        """True when the token should be renewed, ``margin`` seconds ahead (see :func:`renewal_deadline`)."""
-        deadline = self.renewal_deadline(margin)
+    def renewal_due(self, renew_before: float, now: float) -> bool:
+        """True when the token should be renewed, ``renew_before`` seconds ahead (see :func:`renewal_deadline`)."""
+        deadline = self.renewal_deadline(renew_before)
         return deadline is not None and now >= deadline
 
-    def renewal_deadline(self, margin: float) -> float | None:
+    def renewal_deadline(self, renew_before: float) -> float | None:
         """POSIX time from which :meth:`renewal_due` is true, or ``None`` when never."""
         return renewal_deadline(
             self.expires_at.timestamp() if self.expires_at else None,
             self.obtained_at.timestamp() if self.obtained_at else None,
-            margin,
+            renew_before,
         )
 
     # -- presentation -----------------------------------------------------------------------------

@@ -61,7 +61,7 @@ class UserTokens:
     """Reads, renews, revokes and forgets users' token sets."""
 
     def __init__(self, client: TokenClient, store: TokenStore, *, rotations: TokenStore | None = None,
-                 clock: Clock = system_clock, refresh_before_expiration: float = 60.0, ttl: float | None = None,
+                 clock: Clock = system_clock, renew_before: float = 60.0, ttl: float | None = None,
                  lock_timeout: float = 30.0, validate_id_token: Any = None, events: EventHub | None = None) -> None:
         self.client = client
         #: where refreshes, refresh failures and revocations are told (``TokenManager.events``)
@@ -69,7 +69,7 @@ class UserTokens:
         self.store = store
         self.rotations = store if rotations is None else rotations
         self.clock = clock
-        self.margin = refresh_before_expiration
+        self.renew_before = renew_before
         self.ttl = ttl
         self.lock_timeout = lock_timeout
         #: ``(TokenResponse, sub) -> claims`` checking a refreshed ID token; ``None`` skips the check
@@ -139,11 +139,11 @@ class UserTokens:
                 parsed = self._parsed.get((handle, resource))
                 if parsed is None or parsed[0] != data:
                     parsed = self._parsed_token(handle, resource, data)
-                if parsed[2] is None or self.clock() < parsed[2]:  # i.e. not token.renewal_due(margin, now)
+                if parsed[2] is None or self.clock() < parsed[2]:  # i.e. not token.renewal_due(renew_before, now)
                     metrics.token_cache("user", "hit")  # the one thing a valid read records (a no-op without otel)
                     return parsed[1], parsed[2]
         token = self._renew(handle, store, seen, resource, force_renewal)
-        return token, token.renewal_deadline(self.margin)
+        return token, token.renewal_deadline(self.renew_before)
 
     def _parsed_token(self, handle: str, resource: str | None,
                       data: dict[str, Any]) -> tuple[dict[str, Any], AccessToken, float | None]:
@@ -153,7 +153,7 @@ class UserTokens:
         so a changed record (a refresh here or in another process) is always parsed afresh.
         """
         token = AccessToken.from_dict(data)
-        parsed = (copy.deepcopy(data), token, token.renewal_deadline(self.margin))
+        parsed = (copy.deepcopy(data), token, token.renewal_deadline(self.renew_before))
         with self._parsed_lock:
             if len(self._parsed) >= PARSED_TOKENS_MAX:
                 del self._parsed[next(iter(self._parsed))]
@@ -169,7 +169,7 @@ class UserTokens:
             token = token_of(record, resource)
             renewed_meanwhile = record.get("generation") != seen.get("generation")
             if token is not None and (renewed_meanwhile or not force) and \
-                    not token.renewal_due(self.margin, self.clock()):
+                    not token.renewal_due(self.renew_before, self.clock()):
                 return token  # another caller renewed while we waited
             refresh_token = record.get("refresh_token")
             if not refresh_token:
@@ -184,7 +184,7 @@ class UserTokens:
                 record = adopted
                 store.set(handle, record, self.ttl)
                 token = token_of(record, resource)
-                if token is not None and not token.renewal_due(self.margin, self.clock()):
+                if token is not None and not token.renewal_due(self.renew_before, self.clock()):
                     return token
                 refresh_token = record["refresh_token"]
             metrics.token_cache("user", "miss" if token is None or token.is_expired(self.clock()) else "early_renewal")

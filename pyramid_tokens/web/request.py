@@ -135,7 +135,7 @@ def user_binding(request: Request) -> UserBinding:
 
 
 def get_user_access_token(request: Request, *, force_renewal: bool = False, resource: str | None = None) -> AccessToken:
-    """The logged-in user's access token, refreshed first when it expires within the configured margin."""
+    """The logged-in user's access token, refreshed first when it expires within ``tokens.refresh_before_expiration`` seconds."""
     # The valid-token path in this one frame: the token this request already read, its deadline not yet reached.
     binding = request.__dict__.get("user_tokens")
     if binding is not None and not force_renewal:

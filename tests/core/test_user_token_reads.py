@@ -43,7 +43,7 @@ def clock():
 
 @pytest.fixture
 def users(clock):
-    return UserTokens(CountingClient(clock), MemoryStore(clock), clock=clock, refresh_before_expiration=60)
+    return UserTokens(CountingClient(clock), MemoryStore(clock), clock=clock, renew_before=60)
 
 
 def test_a_record_replaced_by_another_process_is_read_afresh(users, clock):
