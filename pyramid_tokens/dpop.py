@@ -23,7 +23,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from typing import Any, Callable, Mapping, TypeGuard
+from typing import Any, Mapping, TypeGuard
 from urllib.parse import urlsplit, urlunsplit
 from urllib.request import parse_http_list
 
@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from requests.utils import parse_dict_header
 
 from .errors import TokenError
-from .jwk import ALGORITHMS, PrivateKey, infer_algorithm, load_private_key, private_jwk, public_jwk, sha256_b64url
+from .jwk import PrivateKey, infer_algorithm, load_private_key, private_jwk, public_jwk, sha256_b64url
 from .jwk import thumbprint as jwk_thumbprint
 
 DPOP_TYP = "dpop+jwt"

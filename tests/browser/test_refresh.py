@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
 
 from .support import By, WebDriverWait, cell, counters, log_in, visit_checks
 

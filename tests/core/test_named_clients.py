@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
 
 from pyramid_tokens import TokenManager
 from pyramid_tokens.demo.api import make_api_app

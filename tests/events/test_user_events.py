@@ -17,7 +17,7 @@ import webtest
 from pyramid_tokens.devidp.server import serve
 from tests.support.provider import browser_login
 from pyramid_tokens.events import (
-    Event, LoginFailed, RefreshTokenRevoked, UserLoggedIn, UserLoggedOut, UserTokenRefreshed, UserTokenRefreshFailed,
+    Event, LoginFailed, RefreshTokenRevoked, UserLoggedIn, UserTokenRefreshed, UserTokenRefreshFailed,
 )
 from tests.support.web import base_settings, build_app, login
 

@@ -260,7 +260,7 @@ class Cluster:
         self.directory = directory
         cli = require_binary("redis-cli", "redis-tools")
         self.nodes = [RedisServer(directory / f"n{i}", "--cluster-enabled", "yes", "--cluster-config-file",
-                                  f"nodes.conf", "--cluster-node-timeout", "2000").start() for i in range(3)]
+                                  "nodes.conf", "--cluster-node-timeout", "2000").start() for i in range(3)]
         subprocess.run([cli, "--cluster", "create", *[f"127.0.0.1:{n.port}" for n in self.nodes], "--cluster-yes"],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
         deadline = time.monotonic() + 20

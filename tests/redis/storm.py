@@ -115,12 +115,6 @@ def wait_until_due(record: dict) -> None:
     time.sleep(max(0.0, record["access"]["expires_at"] - MARGIN - time.time() + 0.05))
 
 
-
-def wait_until_due(record: dict) -> None:
-    """Sleep until the record's access token is inside the refresh margin."""
-    time.sleep(max(0.0, record["access"]["expires_at"] - MARGIN - time.time() + 0.05))
-
-
 @contextmanager
 def farm(url: str, redis: Any) -> Iterator[Farm]:
     """The provider and four workers with sessions, user tokens and client tokens at ``url``."""
