@@ -45,6 +45,11 @@ return els.length;
 """
 
 
+def page_text(browser) -> str:
+    """The rendered text of the page now, read in one script call: never a stale element while it changes."""
+    return browser.execute_script("return document.body ? document.body.innerText : ''")
+
+
 def console_errors(browser) -> list[str]:
     """Console errors (and failed loads) since the last call; reading the log empties it."""
     return [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]

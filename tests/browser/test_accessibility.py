@@ -4,7 +4,8 @@ from __future__ import annotations
 from urllib.parse import quote
 
 
-from .support import A11Y_JS, ActionChains, By, Keys, WebDriverWait, keyboard_unreachable, log_in, visit_checks
+from .support import (A11Y_JS, ActionChains, By, Keys, WebDriverWait, keyboard_unreachable, log_in, page_text,
+                      visit_checks)
 
 
 def test_the_providers_device_logout_and_error_pages_pass_the_accessibility_basics(demo, browser, shots):
@@ -13,16 +14,16 @@ def test_the_providers_device_logout_and_error_pages_pass_the_accessibility_basi
     visit_checks(browser, shots, "provider-device")
     browser.find_element(By.NAME, "username").send_keys("alice")
     browser.find_element(By.CSS_SELECTOR, "button[value=approve]").click()
-    assert "Unknown code" in browser.find_element(By.TAG_NAME, "body").text
+    assert "Unknown code" in page_text(browser)
     browser.get_log("browser")  # the page answers 400 on purpose
     visit_checks(browser, shots, "provider-device-unknown-code")
     browser.get(app.url + "/idp/authorize?client_id=nobody&response_type=code")
-    assert "Request refused" in browser.find_element(By.TAG_NAME, "body").text
+    assert "Request refused" in page_text(browser)
     browser.get_log("browser")
     visit_checks(browser, shots, "provider-error")
     log_in(browser, app)
     browser.get(app.url + "/idp/logout")
-    assert "logged out" in browser.find_element(By.TAG_NAME, "body").text
+    assert "logged out" in page_text(browser)
     visit_checks(browser, shots, "provider-logged-out")
 
 
@@ -34,9 +35,9 @@ def test_alice_logs_in_and_out_with_the_keyboard_alone(demo, browser, shots):
     assert browser.switch_to.active_element.get_attribute("name") == "username"  # autofocus: type at once
     ActionChains(browser).send_keys("alice").perform()
     tab_to(browser, "Approve").send_keys(Keys.ENTER)
-    WebDriverWait(browser, 10).until(lambda b: "Logged in as Alice" in b.find_element(By.TAG_NAME, "body").text)
+    WebDriverWait(browser, 10).until(lambda b: "Logged in as Alice" in page_text(b))
     tab_to(browser, "Log out").send_keys(Keys.ENTER)
-    WebDriverWait(browser, 10).until(lambda b: "You are not logged in" in b.find_element(By.TAG_NAME, "body").text)
+    WebDriverWait(browser, 10).until(lambda b: "You are not logged in" in page_text(b))
     visit_checks(browser, shots, "home-after-keyboard-logout")
 
 

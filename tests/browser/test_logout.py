@@ -5,13 +5,13 @@ import pytest
 
 from pyramid_tokens.devidp.server import serve
 
-from .support import By, WebDriverWait, cell, counters, log_in, statuses, visit_checks
+from .support import By, WebDriverWait, cell, counters, log_in, page_text, statuses, visit_checks
 
 PRIVATE = ("Logged in as", "alice@example.test", "Revoke refresh token")
 
 
 def body_text(browser) -> str:
-    return browser.find_element(By.TAG_NAME, "body").text
+    return page_text(browser)
 
 
 def log_out(browser, app, shots=None) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 
 
-from .support import By, WebDriverWait, cell, counters, log_in, visit_checks
+from .support import By, WebDriverWait, cell, counters, log_in, page_text, visit_checks
 
 LIFETIME = 10
 REFRESH_BEFORE = 5  # 5 s from login to the first page, even on a loaded machine
@@ -33,7 +33,7 @@ def test_a_short_lived_token_is_refreshed_while_she_browses_with_no_new_login(de
     browser.refresh()
     visit_checks(browser, shots, "home-after-refresh")
     assert cell(browser, "refreshes so far") == "1" and cell(browser, "expires at") != first_expiry
-    assert "Logged in as Alice" in browser.find_element(By.TAG_NAME, "body").text
+    assert "Logged in as Alice" in page_text(browser)
     seen = counters(app)
     assert seen["token"]["refresh_token"] == 1 and seen["token"]["authorization_code"] == 1
     assert seen["authorize"] == 1  # she never saw the provider's login page again
@@ -80,7 +80,7 @@ def test_once_the_revoked_logins_token_expires_the_next_page_is_the_login_challe
     assert counters(app)["revocation"] == 1
     time.sleep(LIFETIME + 0.5)
     browser.get(app.url + "/")
-    assert "/idp/authorize" in browser.current_url, browser.find_element(By.TAG_NAME, "body").text  # log in again
+    assert "/idp/authorize" in browser.current_url, page_text(browser)  # log in again
     visit_checks(browser, shots, "challenge-after-expiry")
     browser.get(app.url + "/")
-    assert "You are not logged in" in browser.find_element(By.TAG_NAME, "body").text
+    assert "You are not logged in" in page_text(browser)
