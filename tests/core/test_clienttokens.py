@@ -10,17 +10,11 @@ import pytest
 
 from pyramid_tokens import TokenError, TokenManager
 from pyramid_tokens.stores import MemoryStore
+from tests.support.provider import worker_settings
 
 
 def manager(idp, clock=None, **settings):
-    base = {
-        "tokens.clients.worker.authority": idp.issuer,
-        "tokens.clients.worker.client_id": "worker",
-        "tokens.clients.worker.client_secret": "worker-secret",
-        "tokens.clients.worker.scope": "api",
-    }
-    base.update(settings)
-    return TokenManager.from_settings(base, **({"clock": clock} if clock else {}))
+    return TokenManager.from_settings(worker_settings(idp, **settings), **({"clock": clock} if clock else {}))
 
 
 def cc_requests(idp):

@@ -8,18 +8,13 @@ from pyramid_tokens import TokenManager
 from pyramid_tokens.demo.api import make_api_app
 from pyramid_tokens.devidp import DevClient
 from pyramid_tokens.devidp.server import serve
+from tests.support.provider import worker_settings
 
 
 def manager(idp, api, clock=None, **extra):
-    return TokenManager.from_settings({
-        "tokens.clients.worker.authority": idp.issuer,
-        "tokens.clients.worker.client_id": "worker",
-        "tokens.clients.worker.client_secret": "worker-secret",
-        "tokens.clients.worker.scope": "api",
-        "tokens.http.api.base_url": api.url + "/api/",
-        "tokens.http.api.token": "client:worker",
-        **extra,
-    }, **({"clock": clock} if clock else {}))
+    return TokenManager.from_settings(worker_settings(idp, **{
+        "tokens.http.api.base_url": api.url + "/api/", "tokens.http.api.token": "client:worker", **extra,
+    }), **({"clock": clock} if clock else {}))
 
 
 def test_named_client_attaches_the_client_token(idp, api):

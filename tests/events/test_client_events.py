@@ -17,6 +17,7 @@ from pyramid_tokens.devidp.server import serve
 from pyramid_tokens.errors import InvalidClient, TokenError
 from pyramid_tokens.events import ClientTokenAcquired, ClientTokenFailed, Event
 from tests.sender.test_dpop_flows import clients as dpop_clients, worker as dpop_worker
+from tests.support.provider import worker_settings
 
 from .conftest import event_texts
 
@@ -54,16 +55,9 @@ def flaky():
 
 
 def manager(idp, api=None, **extra):
-    settings = {
-        "tokens.clients.worker.authority": idp.issuer,
-        "tokens.clients.worker.client_id": "worker",
-        "tokens.clients.worker.client_secret": "worker-secret",
-        "tokens.clients.worker.scope": "api",
-        **({"tokens.http.api.base_url": api.url + "/api/", "tokens.http.api.token": "client:worker",
-            "tokens.http.api.retry": "0"} if api else {}),
-        **extra,
-    }
-    return TokenManager.from_settings(settings)
+    named = {"tokens.http.api.base_url": api.url + "/api/", "tokens.http.api.token": "client:worker",
+             "tokens.http.api.retry": "0"} if api else {}
+    return TokenManager.from_settings(worker_settings(idp, **named, **extra))
 
 
 def test_client_credentials_cold_then_from_cache_are_two_acquired_events_and_one_request(idp, heard, recorded):

@@ -35,6 +35,17 @@ def standard_clients() -> list[DevClient]:
     ]
 
 
+def worker_settings(idp, **extra: str) -> dict[str, str]:
+    """Settings of a worker (no login) using :func:`standard_clients`' ``worker`` against ``idp``, plus ``extra``."""
+    return {
+        "tokens.clients.worker.authority": idp.issuer,
+        "tokens.clients.worker.client_id": "worker",
+        "tokens.clients.worker.client_secret": "worker-secret",
+        "tokens.clients.worker.scope": "api",
+        **extra,
+    }
+
+
 def pkce_pair() -> tuple[str, str]:
     """A fresh ``(code_verifier, code_challenge)`` for PKCE S256 (RFC 7636 §4.1-4.2)."""
     verifier = secrets.token_urlsafe(48)
