@@ -27,7 +27,7 @@ from ..options import ClientCredentialsOptions, ExchangeOptions, HttpClientOptio
 from ..storeselection import user_store_for
 from .csrf import SessionCookieCSRFStoragePolicy
 from .registry import CLOCK, COOKIE_SESSION, MANAGER, OPTIONS, PENDING
-from .request import RequestMethods
+from .request import REQUEST_METHOD_NAMES, RequestMethods
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +133,7 @@ def _install_request_methods(registry: Any) -> None:
 
         extensions = _RequestExtensions()
         registry.registerUtility(extensions, IRequestExtensions)
-    for name in ("get_user_access_token", "revoke_user_refresh_token", "get_client_access_token",
-                 "get_exchanged_token", "http_client"):
+    for name in REQUEST_METHOD_NAMES:
         extensions.methods.setdefault(name, getattr(RequestMethods, name))
 
 

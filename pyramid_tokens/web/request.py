@@ -201,3 +201,7 @@ class RequestMethods:
     get_client_access_token = get_client_access_token
     get_exchanged_token = get_exchanged_token
     http_client = http_client
+
+
+#: the names of :class:`RequestMethods`, for a request factory that is not a class (bound per request)
+REQUEST_METHOD_NAMES = tuple(name for name in vars(RequestMethods) if not name.startswith("_"))

@@ -21,6 +21,7 @@ from pyramid.response import Response
 from .. import events, metrics
 from ..beakerstores import delete_stored_session
 from ..errors import LoginRequired, ProviderUnavailable, TemporarilyUnavailable, TokenError
+from ..logins import login_facts
 from ..html import page
 from ..oidc import PendingLogin
 from .redirects import safe_path
@@ -116,7 +117,7 @@ def callback_view(request: Request) -> Response:
         request.session[LOGINS] = logins_left
     try:
         manager.user_tokens.save_login(handle, result.tokens, result.sub, store=binding.store,
-                                       extra=_login_facts(result.claims, manager.clock()))
+                                       extra=login_facts(result.claims, manager.clock()))
     except TokenError as exc:  # e.g. a token set too big for a cookie session: no half-made login
         request.session.pop(HANDLE, None)
         request.session.pop(IDENTITY, None)
@@ -128,14 +129,6 @@ def callback_view(request: Request) -> Response:
     manager.events.emit(events.UserLoggedIn(sub=result.sub, sid=sid if isinstance(sid, str) else None,
                                             claims=_json_claims(result.claims)))  # no nonce, no token hashes
     return _no_store(HTTPFound(location=safe_path(data.get("came_from"), "/")))
-
-
-def _login_facts(claims: Any, now: float) -> dict[str, Any]:
-    """What back-channel logout (issue 14) finds a login by: the ID token's ``iss`` and ``sid``, and when."""
-    facts: dict[str, Any] = {"iss": claims.get("iss"), "login_at": now}
-    if isinstance(claims.get("sid"), str):
-        facts["sid"] = claims["sid"]
-    return facts
 
 
 def _json_claims(claims: Any) -> dict[str, Any]:
