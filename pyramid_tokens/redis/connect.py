@@ -18,8 +18,7 @@ A bad URL is a :class:`~pyramid_tokens.errors.ConfigurationError` naming the set
 
 Retries: a single server is retried once at once (a pooled connection the server closed; there is
 no failover to wait for, so an unreachable server is a quick error). Sentinel and Cluster retry with
-a bounded exponential back-off (about 7 s in all), the time a failover takes. On Sentinel every
-reconnect, a command's retry included, asks the Sentinels for the master (:class:`SentinelConnection`).
+a bounded exponential back-off (about 7 s in all), the time a failover takes.
 """
 from __future__ import annotations
 
@@ -32,7 +31,7 @@ import redis
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
-from redis.sentinel import Sentinel, SentinelManagedConnection, SentinelManagedSSLConnection
+from redis.sentinel import Sentinel
 
 from ..errors import ConfigurationError
 
@@ -53,26 +52,6 @@ DEFAULT_PORTS = {"sentinel": 26379, "cluster": 6379}
 OWN_OPTIONS = ("prefix", "lock_lease", "wait_replicas")
 TIMEOUTS = ("socket_timeout", "socket_connect_timeout")
 TLS_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs")
-
-
-class SentinelConnection(SentinelManagedConnection):
-    """redis-py's Sentinel connection, reconnecting through the Sentinels when a command is retried.
-
-    redis-py (8.x) re-opens a connection that failed mid-command with ``connect_check_health()``,
-    which dials the last master's address again: with that master killed, every retry of the
-    command is refused until the retries run out, although the Sentinels named a new master long
-    before. ``connect()`` is the Sentinel-aware reconnect (asks them at each attempt, retrying while
-    they elect one), so a command's retry uses it.
-    """
-
-    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-        if not self._sock:
-            self.connect()
-        super().send_packed_command(command, check_health)
-
-
-class SentinelSSLConnection(SentinelConnection, SentinelManagedSSLConnection):
-    """:class:`SentinelConnection` over TLS."""
 
 
 @dataclass(frozen=True)
@@ -115,8 +94,7 @@ class RedisUrl:
         retry = Retry(*FAILOVER_RETRY)
         if self.topology == "sentinel":
             sentinel = Sentinel(list(self.hosts), sentinel_kwargs={**timeouts, **tls}, **timeouts, **auth, **tls)
-            connection_class = SentinelSSLConnection if self.tls else SentinelConnection
-            return sentinel.master_for(self.service, db=self.db, retry=retry, connection_class=connection_class)
+            return sentinel.master_for(self.service, db=self.db, retry=retry)
         return RedisCluster(startup_nodes=[ClusterNode(host, port) for host, port in self.hosts], retry=retry,
                             **timeouts, **auth, **tls)
 

@@ -154,9 +154,7 @@ class RedisStore(TokenStore):
         :data:`~pyramid_tokens.redis.lock.SWITCH_GRACE`.
         """
         if self.url.topology == "sentinel":
-            # with the client's retries: while the Sentinels elect a new master they name none
-            find = self.client.connection_pool.get_master_address
-            master = self.call("find the master", self.client.get_retry().call_with_retry, find, lambda error: None)
+            master = self.call("find the master", self.client.connection_pool.get_master_address)
             if self._master is not None and master != self._master:
                 self.switched = time.monotonic()
                 log.warning("token store: Redis %s failed over to a new master", self.where)
