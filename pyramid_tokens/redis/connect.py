@@ -18,7 +18,8 @@ A bad URL is a :class:`~pyramid_tokens.errors.ConfigurationError` naming the set
 
 Retries: a single server is retried once at once (a pooled connection the server closed; there is
 no failover to wait for, so an unreachable server is a quick error). Sentinel and Cluster retry with
-a bounded exponential back-off (about 7 s in all), the time a failover takes.
+a bounded exponential back-off (about 7 s in all), the time a failover takes. On Sentinel every
+reconnect, a command's retry included, asks the Sentinels which master to dial (:class:`SentinelConnection`).
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ import redis
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
-from redis.sentinel import Sentinel
+from redis.sentinel import Sentinel, SentinelManagedConnection, SentinelManagedSSLConnection
 
 from ..errors import ConfigurationError
 
@@ -52,6 +53,26 @@ DEFAULT_PORTS = {"sentinel": 26379, "cluster": 6379}
 OWN_OPTIONS = ("prefix", "lock_lease", "wait_replicas")
 TIMEOUTS = ("socket_timeout", "socket_connect_timeout")
 TLS_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs")
+
+
+class SentinelConnection(SentinelManagedConnection):
+    """redis-py's Sentinel connection, asking the Sentinels for the master when a command is retried.
+
+    redis-py (8.x) re-opens a connection that failed under a command with ``connect_check_health()``,
+    which dials the last master's address again, with a back-off of its own: with that master
+    killed, the command is refused until its retries run out, although the Sentinels named a new
+    master seconds before. Here the reconnect is one dial of the master the Sentinels name now; the
+    command's own retries supply the back-off (no retry loop inside a retry loop).
+    """
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        if not self._sock:
+            self._connect_retry()  # get_master_address(), then one connect_to() it
+        super().send_packed_command(command, check_health)
+
+
+class SentinelSSLConnection(SentinelConnection, SentinelManagedSSLConnection):
+    """:class:`SentinelConnection` over TLS."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +115,8 @@ class RedisUrl:
         retry = Retry(*FAILOVER_RETRY)
         if self.topology == "sentinel":
             sentinel = Sentinel(list(self.hosts), sentinel_kwargs={**timeouts, **tls}, **timeouts, **auth, **tls)
-            return sentinel.master_for(self.service, db=self.db, retry=retry)
+            connection_class = SentinelSSLConnection if self.tls else SentinelConnection
+            return sentinel.master_for(self.service, db=self.db, retry=retry, connection_class=connection_class)
         return RedisCluster(startup_nodes=[ClusterNode(host, port) for host, port in self.hosts], retry=retry,
                             **timeouts, **auth, **tls)
 

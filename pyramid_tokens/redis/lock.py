@@ -25,6 +25,7 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
@@ -42,11 +43,6 @@ log = logging.getLogger(__name__)
 
 #: seconds between two polls of a lock another process holds
 POLL = 0.005
-#: seconds a process waits before taking a lock on a master it has just seen promoted: a token set
-#: another process rotated on the old master in the failover's last moment (never replicated) is
-#: being written back meanwhile (see :class:`~pyramid_tokens.redis.store.Pending`), and must be
-#: read before anyone sends the refresh token it replaced
-SWITCH_GRACE = 2.5
 #: seconds a waiter polls one master before asking the Sentinels again which master to poll
 MASTER_CHECK = 0.5
 
@@ -65,8 +61,9 @@ class OwnLock(Lock):
 
 @dataclass(eq=False)
 class Lease:
-    """One acquisition: redis-py's lock, when we took it and last renewed it, whether we lost it."""
+    """One acquisition: the record's key, redis-py's lock, when we took it and last renewed it, whether we lost it."""
 
+    key: str
     lock: Lock
     since: float
     renewed: float
@@ -85,6 +82,10 @@ class RedisLock:
         self._local = threading.local()
         self._guard = threading.Lock()
         self._leases: dict[int, Lease] = {}
+        #: leases kept after their holder was done, until the token set written under them is in Redis
+        self._deferred: dict[str, Lease] = {}
+        #: ``(when, lock name, token)`` of the locks released lately (Sentinel; see failed_over)
+        self._released: deque[tuple[float, str, bytes | str]] = deque(maxlen=1024)
         self._watchdog: threading.Thread | None = None
         self._pid = os.getpid()
 
@@ -110,45 +111,119 @@ class RedisLock:
                 self.release(lease)
 
     def acquire(self, key: str, deadline: float, timeout: float) -> Lease:
+        with self._guard:
+            kept = self._deferred.pop(key, None)
+        if kept is not None and not kept.lost:
+            return kept  # still ours: this process's token set is not in Redis yet (see release)
         # thread_local=False: the watchdog thread renews what a request thread took
         lock = OwnLock(self.store.client, self.name(key), timeout=self.store.lock_lease, sleep=POLL,
-                    thread_local=False)
+                       thread_local=False)
         while True:  # in slices, asking each time which master to poll: a failover moves the lock
             self.store.fresh_master()
-            grace = self.store.switched + SWITCH_GRACE - time.monotonic()
-            if grace > 0:
-                time.sleep(min(grace, max(0.0, deadline - time.monotonic())))
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise LockTimeout(f"waited {timeout:g} s for another process renewing the same token")
             if self.store.call("lock", lock.acquire, blocking=True, blocking_timeout=min(remaining, MASTER_CHECK)):
-                break
+                if self.confirm(lock):
+                    break
+                self.let_go(lock)
         now = time.monotonic()
-        lease = Lease(lock, now, now)
+        lease = Lease(key, lock, now, now)
         self._watch(lease)
         return lease
 
+    def confirm(self, lock: Lock) -> bool:
+        """True when the lock just taken is ours and on as many replicas as a durable write wants.
+
+        A lock only the master holds is lost when a replica is promoted: its holder would go on
+        refreshing while a second holder, on the new master, does the same with the same refresh
+        token. Renewing the lease (a write on the same connection) and ``WAIT`` for it make sure the
+        replicas hold the lock before anything runs under it.
+        """
+        token, lease_ms = lock.local.token, int(self.store.lock_lease * 1000)
+        try:
+            [ours], confirmed = self.store.durably("lock", lock.name, lambda pipe: lock.lua_reacquire(
+                keys=[lock.name], args=[token, lease_ms], client=pipe))
+        except StoreUnavailable as exc:
+            log.warning("token lock: could not confirm a lock just taken (%s); taking it again", exc)
+            return False
+        if not confirmed:
+            log.warning("token lock: no replica of Redis %s confirmed the lock within %g s (a failover under "
+                        "way?); taking it again", self.store.where, self.store.wait_timeout())
+        return bool(ours) and confirmed
+
+    def let_go(self, lock: Lock) -> None:
+        """Release a lock that was never used (not confirmed); never raises."""
+        token, lock.local.token = lock.local.token, None
+        try:
+            self.unlock(lock, token)
+        except (redis.exceptions.LockError, StoreUnavailable):
+            pass  # not ours any more, or Redis is gone: it expires within the lease
+
+    def unlock(self, lock: Lock, token: bytes | str) -> None:
+        """Compare-and-delete on the master the Sentinels name (remembered for :meth:`failed_over`)."""
+        if self.store.url.topology == "sentinel":
+            with self._guard:
+                self._released.append((time.monotonic(), lock.name, token))
+        self.store.fresh_master()
+        self.store.call("unlock", lock.do_release, token)
+
+    def failed_over(self) -> None:
+        """The Sentinels named a new master: release there the locks released lately on the old one.
+
+        A lock is on the replica too (see :meth:`confirm`), and sometimes only there: taken just before
+        a ``WAIT`` that failed, or released on the old master after the replica was promoted. Left
+        there, it would hold everyone off until its lease ran out.
+        """
+        cutoff = time.monotonic() - self.store.lock_lease
+        with self._guard:
+            released = [(name, token) for when, name, token in self._released if when >= cutoff]
+            self._released.clear()
+        for name, token in released:
+            try:
+                self.store.call("unlock", OwnLock.lua_release, keys=[name], args=[token], client=self.store.client)
+            except StoreUnavailable:
+                pass  # it expires within the lease
+
     def release(self, lease: Lease) -> None:
-        """Compare-and-delete; never raises (the lease expires by itself when Redis is gone)."""
+        """Compare-and-delete; never raises (the lease expires by itself when Redis is gone).
+
+        A token set written under the lease that Redis has not confirmed yet (kept in this process,
+        see :class:`~pyramid_tokens.redis.store.Pending`) keeps the lease: the watchdog renews it
+        until the store's write-back lands (:meth:`written`), so no other process reads the token set
+        it replaces and sends a used refresh token. This process's callers meanwhile read the kept set.
+        """
+        if lease.lost:
+            return
+        if self.store.pending.get(lease.key) is not None:
+            with self._guard:
+                if id(lease) in self._leases:
+                    self._deferred[lease.key] = lease
+                    return
         with self._guard:
             self._leases.pop(id(lease), None)
         held_for = time.monotonic() - lease.since
+        token, lease.lock.local.token = lease.lock.local.token, None
         try:
-            # on the master the Sentinels name now: a lock replicated to a replica just promoted would
-            # otherwise stay there, holding everyone off for a whole lease
-            self.store.fresh_master()
-            self.store.call("unlock", lease.lock.release)
+            self.unlock(lease.lock, token)
         except redis.exceptions.LockNotOwnedError:
             log.warning("token lock: the lease ran out %.1f s after it was taken and another process may "
                         "have taken the lock meanwhile; left it alone", held_for)
         except StoreUnavailable as exc:
             log.warning("token lock: could not release (%s); it expires within %g s", exc, self.store.lock_lease)
 
+    def written(self, key: str) -> None:
+        """The store's write-back put ``key``'s token set in Redis: release a lease kept for it."""
+        with self._guard:
+            lease = self._deferred.pop(key, None)
+        if lease is not None:
+            self.release(lease)
+
     # -- the watchdog ----------------------------------------------------------------------------------
     def _watch(self, lease: Lease) -> None:
         with self._guard:
             if self._pid != os.getpid():  # forked: the parent's leases and thread are not ours
-                self._pid, self._leases, self._watchdog = os.getpid(), {}, None
+                self._pid, self._leases, self._deferred, self._watchdog = os.getpid(), {}, {}, None
             self._leases[id(lease)] = lease
             if self._watchdog is None:
                 self._watchdog = threading.Thread(target=self._run, name="pyramid_tokens-lock-watchdog",
@@ -165,11 +240,15 @@ class RedisLock:
                     self._watchdog = None
                     return
             for lease in leases:
-                self.renew(lease)
+                if self._deferred.get(lease.key) is lease and self.store.pending.get(lease.key) is None:
+                    self.written(lease.key)  # its kept token set ended otherwise (a logout deleted it)
+                else:
+                    self.renew(lease)
 
     def renew(self, lease: Lease) -> bool:
         """Reset ``lease`` to a full lease; False (given up, and logged) when it is no longer ours."""
         try:
+            self.store.fresh_master()  # renew where the lock is now: on the master the Sentinels name
             self.store.call("renew lock", lease.lock.reacquire)
             lease.renewed = time.monotonic()
             return True

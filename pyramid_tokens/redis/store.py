@@ -18,7 +18,8 @@ generation, so the late write of a holder that lost its lock cannot put its toke
 one (a refused write is logged and ``set`` returns False). Such a write is *durable*:
 
 * with replicas it is confirmed by ``WAIT`` (``wait_replicas``, default 1 when the master has
-  replicas, else 0; at most :data:`WAIT_TIMEOUT`), so a failover right after does not roll it back;
+  replicas, else 0; at most :data:`WAIT_TIMEOUT`) on the connection that wrote it, so a failover
+  right after does not roll it back;
 * when it fails (Redis down, a failover under way, no replica confirming) the record is kept in this
   process (:class:`Pending`): ``get`` serves it to this process's callers and a background thread
   writes it as soon as Redis answers (retrying with a bounded back-off); its rotation record, kept the same way, is what
@@ -58,9 +59,11 @@ FLUSH_BACKOFF = (0.05, 1.0)
 
 T = TypeVar("T")
 
-#: KEYS[1] record; ARGV: JSON text, ttl in ms (0: none), generation. 1 = written, 0 = a newer one is stored.
+#: KEYS[1] record; ARGV: JSON text, ttl in ms (0: none), generation. 1 = written (or already there, the same
+#: text), 0 = a newer one is stored.
 SET_IF_NEWER = """
 local current = redis.call('GET', KEYS[1])
+if current == ARGV[1] then return 1 end  -- a retry of a write whose answer was lost
 if current then
   local ok, record = pcall(cjson.decode, current)
   if ok and type(record) == 'table' then
@@ -96,6 +99,13 @@ def describe(client: Any) -> str:
     kwargs = kwargs.connection_kwargs if kwargs is not None else {}
     where = kwargs.get("path") or f"{kwargs.get('host', '?')}:{kwargs.get('port', 6379)}"
     return f"{where}/{kwargs.get('db', 0)}"
+
+
+def replica_of(replica: dict[str, Any], master: tuple[str, int] | None) -> bool:
+    """Whether a Sentinel's entry of a replica says it is up and replicating from ``master``."""
+    return not (replica.get("is_sdown") or replica.get("is_odown")) and replica.get("role-reported") == "slave" \
+        and replica.get("master-link-status") == "ok" \
+        and (replica.get("master-host"), int(replica.get("master-port") or 0)) == tuple(master or ())
 
 
 class Pending:
@@ -138,27 +148,28 @@ class RedisStore(TokenStore):
         self.pending = Pending()
         self._master: Any = None
         self._unconfirmed_until = float("-inf")
-        #: when this process last saw the Sentinels name a new master (``time.monotonic()``)
-        self.switched = float("-inf")
 
     def name(self, kind: str, key: str) -> str:
         """The Redis key of ``key`` (``kind``: ``""`` for the record, ``"lock:"``), hash-tagged by login."""
         return f"{self.prefix}{kind}{key if '{' in key else '{' + key + '}'}"
 
-    def fresh_master(self) -> None:
-        """Sentinel: talk to the master the Sentinels name now (redis-py drops connections to an old one).
+    def fresh_master(self) -> tuple[str, int] | None:
+        """Sentinel: talk to the master the Sentinels name now, and return its address (else None).
 
-        Called before taking a lock and before a durable write: after ``SENTINEL FAILOVER`` the old
-        master accepts writes until the Sentinels demote it (up to 10 s), and a lock taken or a token
-        set written there would be lost. A new master is remembered (``switched``): see
-        :data:`~pyramid_tokens.redis.lock.SWITCH_GRACE`.
+        Called before taking, renewing or releasing a lock and before a durable write: after
+        ``SENTINEL FAILOVER`` the old master accepts commands until the Sentinels demote it (up to
+        10 s), and a lock taken or a token set written there would be lost. redis-py drops the idle
+        connections to an old master when it sees a new one named.
         """
-        if self.url.topology == "sentinel":
-            master = self.call("find the master", self.client.connection_pool.get_master_address)
-            if self._master is not None and master != self._master:
-                self.switched = time.monotonic()
-                log.warning("token store: Redis %s failed over to a new master", self.where)
-            self._master = master
+        if self.url.topology != "sentinel":
+            return None
+        master = self.call("find the master", self.client.connection_pool.get_master_address)
+        switched = self._master is not None and master != self._master
+        self._master = master
+        if switched:
+            log.warning("token store: Redis %s failed over to a new master", self.where)
+            self.locks.failed_over()
+        return master
 
     # -- errors -------------------------------------------------------------------------------------
     def call(self, what: str, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -253,40 +264,95 @@ class RedisStore(TokenStore):
                 return False
         name = self.name("", key)
         self.fresh_master()
-        written = self.call("write", self._set_if_newer, keys=[name], args=[text, ttl_ms, generation])
-        if written or not first:
-            # a write-back that finds its generation already there confirms it too: it may sit on an
-            # old master whose replica was just promoted away, to vanish when that master is demoted
-            self._confirm(name, wait=not first or time.monotonic() >= self._unconfirmed_until)
+        # a write-back that finds its generation already there confirms it too: it may sit on an old
+        # master whose replica was just promoted away, to vanish when that master is demoted
+        [written], confirmed = self.durably("write", name, lambda pipe: self._set_if_newer(
+            keys=[name], args=[text, ttl_ms, generation], client=pipe),
+            wait=not first or time.monotonic() >= self._unconfirmed_until)
         if not written and first:
             log.warning("token store: not writing generation %d of %r: Redis %s holds a newer one "
                         "(a lock was lost under its holder)", generation, key[:16], self.where)
+        elif not confirmed:
+            raise StoreUnavailable(f"token store: no replica of Redis {self.where} confirmed the write within "
+                                   f"{self.wait_timeout():g} s")
         with self.pending.guard:  # Redis answered: a pending copy of this generation or an older one is done
             current = self.pending.records.get(key)
             if current is not None and current[3] <= generation:
                 del self.pending.records[key]
         return bool(written) or not first
 
-    def _confirm(self, name: str, wait: bool = True) -> None:
-        """``WAIT`` for ``wait_replicas`` replicas (default: 1 when the master has any) of ``name``'s node."""
-        node = self.client.get_redis_connection(self.client.get_node_from_key(name)) \
-            if isinstance(self.client, redis.RedisCluster) else self.client
-        wanted = self.url.wait_replicas
-        if wanted is None and self.url.topology == "sentinel":  # the replicas the Sentinels know, not the
-            # master's own view: a master whose replica was just promoted away has none left to ask
-            replicas = self.call("find the replicas", self.client.connection_pool.sentinel_manager.discover_slaves,
-                                 self.url.service)
-            wanted = 1 if replicas else 0
-        elif wanted is None:
-            info = self.call("replication info", node.info, "replication")
-            wanted = 1 if int(info.get("connected_slaves") or 0) > 0 else 0
-        if wanted:
-            timeout = min(WAIT_TIMEOUT, 0.8 * (self.url.timeouts.get("socket_timeout") or WAIT_TIMEOUT / 0.8))
-            acked = self.call("wait for replicas", node.wait, wanted, int(timeout * 1000)) if wait else 0
-            if acked < wanted:
-                self._unconfirmed_until = time.monotonic() + UNCONFIRMED_BACKOFF
-                raise StoreUnavailable(f"token store: {acked} of {wanted} replicas confirmed the write at Redis "
-                                       f"{self.where} within {timeout:g} s")
+    def durably(self, what: str, name: str, queue: Callable[[Any], Any], wait: bool = True) -> tuple[list[Any], bool]:
+        """Run the commands ``queue`` adds to a pipeline, then ``WAIT``, on one connection to ``name``'s node.
+
+        Returns the commands' results and whether ``wait_replicas`` replicas (default: 1 when the
+        master has any) confirmed them. One connection, because ``WAIT`` confirms the writes of the
+        connection it runs on: on another pooled connection it would confirm nothing of these. On
+        Sentinel, a master the Sentinels no longer name after the commands ran confirms nothing
+        either: it is about to be demoted, and what was written only there is lost.
+        """
+        sentinel = self.url.topology == "sentinel"
+        master = self.client.connection_pool.master_address if sentinel else None
+        wanted = self.replicas_wanted(name, master)
+        node = self._node(name)
+        pipe = node.pipeline(transaction=False)
+        queue(pipe)
+        if wanted and wait:
+            pipe.wait(wanted, int(self.wait_timeout() * 1000))
+        try:
+            results = pipe.execute()
+        except redis.exceptions.ResponseError as exc:
+            if node is not self.client and str(exc).startswith(("MOVED", "ASK")):
+                # the slot moved to another Cluster node: a command through the Cluster client follows
+                # the redirection and learns the new owner, for the next try
+                self.call("find the slot's node", self.client.exists, name)
+            raise StoreUnavailable(f"token store: {what} at Redis {self.where} failed (ResponseError: "
+                                   f"{str(exc)[:120]})") from None
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"token store: {what} at Redis {self.where} failed ({type(exc).__name__}: "
+                                   f"{str(exc)[:120]})") from None
+        acked = results.pop() if wanted and wait else 0
+        confirmed = acked >= wanted
+        if sentinel and self.call("find the master", self.client.connection_pool.sentinel_manager.discover_master,
+                                  self.url.service) != master:
+            confirmed = False  # failed over under the commands
+        if not confirmed:
+            self._unconfirmed_until = time.monotonic() + UNCONFIRMED_BACKOFF
+        return results, confirmed
+
+    def replicas_wanted(self, name: str, master: tuple[str, int] | None = None) -> int:
+        """How many replicas must confirm a durable write: ``wait_replicas``, else 1 when there are any.
+
+        On Sentinel, the replicas the Sentinels see replicating from ``master`` (the master this
+        process talks to), not the master's own view: a master whose replica was just promoted away
+        has none left to ask, and an old master the Sentinels have not yet turned into a replica of
+        the new one (up to 8 s after a failover) is no replica to wait for.
+        """
+        if self.url.wait_replicas is not None:
+            return self.url.wait_replicas
+        if self.url.topology == "sentinel":
+            replicas = self.call("find the replicas", self._sentinel_replicas)
+            return 1 if any(replica_of(replica, master) for replica in replicas) else 0
+        info = self.call("replication info", self._node(name).info, "replication")
+        return 1 if int(info.get("connected_slaves") or 0) > 0 else 0
+
+    def _sentinel_replicas(self) -> list[dict[str, Any]]:
+        """``SENTINEL REPLICAS`` of our service from the first Sentinel that answers."""
+        for sentinel in self.client.connection_pool.sentinel_manager.sentinels:
+            try:
+                return sentinel.sentinel_slaves(self.url.service)
+            except (redis.ConnectionError, redis.ResponseError, redis.TimeoutError):
+                continue
+        raise redis.ConnectionError("no Sentinel answered")
+
+    def wait_timeout(self) -> float:
+        """Seconds a ``WAIT`` may take: :data:`WAIT_TIMEOUT`, within the socket timeout."""
+        return min(WAIT_TIMEOUT, 0.8 * (self.url.timeouts.get("socket_timeout") or WAIT_TIMEOUT / 0.8))
+
+    def _node(self, name: str) -> Any:
+        """The plain client of the Cluster node that holds ``name``; the client itself on other topologies."""
+        if isinstance(self.client, redis.RedisCluster):
+            return self.client.get_redis_connection(self.client.get_node_from_key(name))
+        return self.client
 
     def _start_writer(self) -> None:
         with self.pending.guard:
@@ -310,6 +376,7 @@ class RedisStore(TokenStore):
             try:
                 for key, item in items:
                     self._flush(key, item)
+                    self.locks.written(key)
                     log.info("token store: wrote back generation %d of %r to Redis %s", item[3], key[:16],
                              self.where)
                 delay = FLUSH_BACKOFF[0]
