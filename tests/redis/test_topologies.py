@@ -199,3 +199,51 @@ def test_a_failover_in_the_middle_of_a_window_keeps_the_login_and_every_rotated_
         for server in killed:
             redis_sentinel.restart(server)
         redis_sentinel.wait_until_healthy()
+
+
+@pytest.fixture
+def replica_frozen(redis_sentinel):
+    """``(freeze, thaw)`` of the current replica (SIGSTOP: connected, answering nothing); thawed after the test."""
+    with redis_sentinel.client() as raw:
+        raw.flushall()
+    replica = next(server for server in redis_sentinel.servers() if server.port != redis_sentinel.master_port())
+    yield replica.freeze, replica.thaw
+    replica.thaw()
+    redis_sentinel.wait_until_healthy()
+
+
+@sentinel_tests
+def test_a_lock_no_replica_confirms_is_never_used_and_never_left_behind(redis_sentinel, replica_frozen):
+    freeze, thaw = replica_frozen
+    store = RedisStore(redis_sentinel.url(wait_replicas=1))
+    freeze()
+    # a lock only the master holds would be lost with it in a failover: a second holder would take
+    # it on the promoted replica and refresh with the same refresh token
+    with pytest.raises(LockTimeout):
+        with store.lock("h", 1.5):
+            pytest.fail("ran under a lock no replica holds")
+    with redis_sentinel.client() as raw:
+        assert raw.get(PREFIX + "lock:{h}") is None  # each unconfirmed try was let go at once
+    thaw()
+    with store.lock("h", 5):
+        pass
+
+
+@sentinel_tests
+def test_a_token_set_redis_has_not_confirmed_keeps_its_lock_until_it_is_written_back(redis_sentinel, replica_frozen):
+    freeze, thaw = replica_frozen
+    url = redis_sentinel.url(wait_replicas=1)
+    store, other = RedisStore(url), RedisStore(url, client=RedisStore(url).url.connect())  # two processes
+    store.set("h", {"generation": 1, "refresh_token": "first"}, ttl=60)
+    with store.lock("h", 5):
+        freeze()
+        store.set("h", {"generation": 2, "refresh_token": "second"}, ttl=60)  # unconfirmed: kept in the process
+        assert store.pending.records and store.get("h")["refresh_token"] == "second"
+    # released by its holder, yet still held: another process must not read "first" and refresh with it
+    with pytest.raises(LockTimeout):
+        with other.lock("h", 1.0):
+            pytest.fail("took the lock of a token set not yet in Redis")
+    thaw()
+    with other.lock("h", 10):  # the write-back lands, then lets the lock go
+        assert other.get("h")["refresh_token"] == "second"
+    assert not store.pending.records
