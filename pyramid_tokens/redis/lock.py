@@ -18,6 +18,12 @@ a live holder keeps its lock however long its calls take, and a dead holder's lo
 (see :mod:`.connect`); a lease it cannot renew before it runs out, or that another holder took,
 is given up (``lost``), and the store's generation compare-and-set then keeps the late write of the
 holder that lost it from replacing newer tokens.
+
+With replicas (Sentinel, or a Cluster with replicas) a lock must survive a failover, or two holders
+refresh the same token set. So a lock counts only once the replicas confirm it (``WAIT``, as for a
+durable write; otherwise it is let go and taken again); one released on a master just failed over
+from is released on the new master too (:meth:`RedisLock.failed_over`); and a lease under which a
+token set was written that Redis has not confirmed is kept until the write-back lands.
 """
 from __future__ import annotations
 
@@ -142,8 +148,13 @@ class RedisLock:
         """
         token, lease_ms = lock.local.token, int(self.store.lock_lease * 1000)
         try:
+            sentinel = self.store.url.topology == "sentinel"
+            wanted = self.store.replicas_wanted(lock.name, self.store.client.connection_pool.master_address
+                                                if sentinel else None)
+            if not wanted and not sentinel:
+                return True  # no replica to lose it to
             [ours], confirmed = self.store.durably("lock", lock.name, lambda pipe: lock.lua_reacquire(
-                keys=[lock.name], args=[token, lease_ms], client=pipe))
+                keys=[lock.name], args=[token, lease_ms], client=pipe), wanted=wanted)
         except StoreUnavailable as exc:
             log.warning("token lock: could not confirm a lock just taken (%s); taking it again", exc)
             return False
@@ -197,9 +208,13 @@ class RedisLock:
             return
         if self.store.pending.get(lease.key) is not None:
             with self._guard:
-                if id(lease) in self._leases:
+                deferred = id(lease) in self._leases
+                if deferred:
                     self._deferred[lease.key] = lease
-                    return
+            if deferred:
+                if self.store.pending.get(lease.key) is None:  # written back meanwhile
+                    self.written(lease.key)
+                return
         with self._guard:
             self._leases.pop(id(lease), None)
         held_for = time.monotonic() - lease.since

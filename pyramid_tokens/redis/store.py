@@ -281,18 +281,20 @@ class RedisStore(TokenStore):
                 del self.pending.records[key]
         return bool(written) or not first
 
-    def durably(self, what: str, name: str, queue: Callable[[Any], Any], wait: bool = True) -> tuple[list[Any], bool]:
+    def durably(self, what: str, name: str, queue: Callable[[Any], Any], wait: bool = True,
+                wanted: int | None = None) -> tuple[list[Any], bool]:
         """Run the commands ``queue`` adds to a pipeline, then ``WAIT``, on one connection to ``name``'s node.
 
-        Returns the commands' results and whether ``wait_replicas`` replicas (default: 1 when the
-        master has any) confirmed them. One connection, because ``WAIT`` confirms the writes of the
+        Returns the commands' results and whether ``wanted`` replicas (default: :meth:`replicas_wanted`)
+        confirmed them. One connection, because ``WAIT`` confirms the writes of the
         connection it runs on: on another pooled connection it would confirm nothing of these. On
         Sentinel, a master the Sentinels no longer name after the commands ran confirms nothing
         either: it is about to be demoted, and what was written only there is lost.
         """
         sentinel = self.url.topology == "sentinel"
         master = self.client.connection_pool.master_address if sentinel else None
-        wanted = self.replicas_wanted(name, master)
+        if wanted is None:
+            wanted = self.replicas_wanted(name, master)
         node = self._node(name)
         pipe = node.pipeline(transaction=False)
         queue(pipe)
