@@ -293,25 +293,26 @@ class RedisStore(TokenStore):
         """
         sentinel = self.url.topology == "sentinel"
         master = self.client.connection_pool.master_address if sentinel else None
-        if wanted is None:
-            wanted = self.replicas_wanted(name, master)
-        node = self._node(name)
-        pipe = node.pipeline(transaction=False)
-        queue(pipe)
-        if wanted and wait:
-            pipe.wait(wanted, int(self.wait_timeout() * 1000))
-        try:
-            results = pipe.execute()
-        except redis.exceptions.ResponseError as exc:
-            if node is not self.client and str(exc).startswith(("MOVED", "ASK")):
-                # the slot moved to another Cluster node: a command through the Cluster client follows
-                # the redirection and learns the new owner, for the next try
+        for moved in (False, True):
+            want = self.replicas_wanted(name, master) if wanted is None or moved else wanted
+            node = self._node(name)
+            pipe = node.pipeline(transaction=False)
+            queue(pipe)
+            if want and wait:
+                pipe.wait(want, int(self.wait_timeout() * 1000))
+            try:
+                results = pipe.execute()
+                break
+            except redis.exceptions.AskError as exc:  # MOVED or ASK: the slot went to another Cluster node
+                if node is self.client or moved:
+                    raise StoreUnavailable(f"token store: {what} at Redis {self.where} failed (the slot of "
+                                           f"{name[:40]!r} is moving: {str(exc)[:80]})") from None
+                # a command through the Cluster client follows the redirection and learns the new owner
                 self.call("find the slot's node", self.client.exists, name)
-            raise StoreUnavailable(f"token store: {what} at Redis {self.where} failed (ResponseError: "
-                                   f"{str(exc)[:120]})") from None
-        except redis.RedisError as exc:
-            raise StoreUnavailable(f"token store: {what} at Redis {self.where} failed ({type(exc).__name__}: "
-                                   f"{str(exc)[:120]})") from None
+            except redis.RedisError as exc:
+                raise StoreUnavailable(f"token store: {what} at Redis {self.where} failed ({type(exc).__name__}: "
+                                       f"{str(exc)[:120]})") from None
+        wanted = want
         acked = results.pop() if wanted and wait else 0
         confirmed = acked >= wanted
         if sentinel and self.call("find the master", self.client.connection_pool.sentinel_manager.discover_master,

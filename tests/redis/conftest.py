@@ -282,6 +282,24 @@ class Cluster:
     def client(self) -> redis.RedisCluster:
         return redis.RedisCluster(host="127.0.0.1", port=self.nodes[0].port, socket_timeout=2)
 
+    def move_slot(self, key: str) -> "RedisServer":
+        """Migrate the slot of ``key`` (keys and ownership) to another node, as a resharding does; returns it."""
+        with self.client() as cluster:
+            slot = cluster.keyslot(key)
+            owner = cluster.get_node_from_key(key).port
+        source = next(node for node in self.nodes if node.port == owner)
+        target = next(node for node in self.nodes if node.port != owner)
+        with source.client() as src, target.client() as dst:
+            source_id, target_id = src.execute_command("CLUSTER MYID"), dst.execute_command("CLUSTER MYID")
+            dst.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", source_id)
+            src.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", target_id)
+            while keys := src.execute_command("CLUSTER GETKEYSINSLOT", slot, 100):
+                src.execute_command("MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *keys)
+            for node in self.nodes:
+                with node.client() as client:
+                    client.execute_command("CLUSTER SETSLOT", slot, "NODE", target_id)
+        return target
+
     def flushall(self) -> None:
         for node in self.nodes:
             with node.client() as client:

@@ -247,3 +247,26 @@ def test_a_token_set_redis_has_not_confirmed_keeps_its_lock_until_it_is_written_
     with other.lock("h", 10):  # the write-back lands, then lets the lock go
         assert other.get("h")["refresh_token"] == "second"
     assert not store.pending.records
+
+
+@cluster_tests
+def test_a_login_whose_slot_moves_to_another_node_keeps_every_write_and_its_lock(redis_cluster):
+    redis_cluster.flushall()
+    url = redis_cluster.url()
+    store, other = RedisStore(url), RedisStore(url, client=RedisStore(url).url.connect())  # two processes
+    store.set("h", {"generation": 1, "refresh_token": "first"}, ttl=60)
+    assert store.set("h", {"generation": 2, "refresh_token": "second"}, ttl=60)
+    target = redis_cluster.move_slot("{h}")  # a resharding: both clients' slot maps are now stale
+    # the durable write follows the slot (straight away, or through the write-back), never lost
+    assert store.set("h", {"generation": 3, "refresh_token": "third"}, ttl=60)
+    deadline = time.monotonic() + 5
+    while store.pending.records and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not store.pending.records
+    with target.client() as node:  # on the node that owns the slot now
+        assert json.loads(node.get(PREFIX + "{h}"))["refresh_token"] == "third"
+    assert other.get("h")["refresh_token"] == "third"
+    with other.lock("h", 5):  # the lock, too, lives on the new owner, one holder at a time
+        with pytest.raises(LockTimeout):
+            with store.lock("h", 0.3):
+                pass
