@@ -148,10 +148,8 @@ class RedisLock:
         """
         token, lease_ms = lock.local.token, int(self.store.lock_lease * 1000)
         try:
-            sentinel = self.store.url.topology == "sentinel"
-            wanted = self.store.replicas_wanted(lock.name, self.store.client.connection_pool.master_address
-                                                if sentinel else None)
-            if not wanted and not sentinel:
+            wanted = self.store.replicas_wanted(lock.name)
+            if not wanted and self.store.url.topology != "sentinel":
                 return True  # no replica to lose it to
             [ours], confirmed = self.store.durably("lock", lock.name, lambda pipe: lock.lua_reacquire(
                 keys=[lock.name], args=[token, lease_ms], client=pipe), wanted=wanted)

@@ -101,11 +101,11 @@ def describe(client: Any) -> str:
     return f"{where}/{kwargs.get('db', 0)}"
 
 
-def replica_of(replica: dict[str, Any], master: tuple[str, int] | None) -> bool:
-    """Whether a Sentinel's entry of a replica says it is up and replicating from ``master``."""
+def replicating(replica: dict[str, Any]) -> bool:
+    """Whether a Sentinel's entry of a replica says it is up and replicating (a master not yet turned
+    into a replica after a failover reports the role ``master``)."""
     return not (replica.get("is_sdown") or replica.get("is_odown")) and replica.get("role-reported") == "slave" \
-        and replica.get("master-link-status") == "ok" \
-        and (replica.get("master-host"), int(replica.get("master-port") or 0)) == tuple(master or ())
+        and replica.get("master-link-status") == "ok"
 
 
 class Pending:
@@ -294,7 +294,7 @@ class RedisStore(TokenStore):
         sentinel = self.url.topology == "sentinel"
         master = self.client.connection_pool.master_address if sentinel else None
         for moved in (False, True):
-            want = self.replicas_wanted(name, master) if wanted is None or moved else wanted
+            want = self.replicas_wanted(name) if wanted is None or moved else wanted
             node = self._node(name)
             pipe = node.pipeline(transaction=False)
             queue(pipe)
@@ -322,19 +322,19 @@ class RedisStore(TokenStore):
             self._unconfirmed_until = time.monotonic() + UNCONFIRMED_BACKOFF
         return results, confirmed
 
-    def replicas_wanted(self, name: str, master: tuple[str, int] | None = None) -> int:
+    def replicas_wanted(self, name: str) -> int:
         """How many replicas must confirm a durable write: ``wait_replicas``, else 1 when there are any.
 
-        On Sentinel, the replicas the Sentinels see replicating from ``master`` (the master this
-        process talks to), not the master's own view: a master whose replica was just promoted away
-        has none left to ask, and an old master the Sentinels have not yet turned into a replica of
-        the new one (up to 8 s after a failover) is no replica to wait for.
+        On Sentinel, the replicas the Sentinels see replicating, not the master's own view: a master
+        whose replica was just promoted away has none left to ask, and an old master the Sentinels
+        have not yet turned into a replica of the new one (up to 8 s after a failover) is no replica
+        to wait for.
         """
         if self.url.wait_replicas is not None:
             return self.url.wait_replicas
         if self.url.topology == "sentinel":
-            replicas = self.call("find the replicas", self._sentinel_replicas)
-            return 1 if any(replica_of(replica, master) for replica in replicas) else 0
+            return 1 if any(replicating(replica) for replica in self.call("find the replicas",
+                                                                          self._sentinel_replicas)) else 0
         info = self.call("replication info", self._node(name).info, "replication")
         return 1 if int(info.get("connected_slaves") or 0) > 0 else 0
 
