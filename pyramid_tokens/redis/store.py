@@ -312,9 +312,8 @@ class RedisStore(TokenStore):
             except redis.RedisError as exc:
                 raise StoreUnavailable(f"token store: {what} at Redis {self.where} failed ({type(exc).__name__}: "
                                        f"{str(exc)[:120]})") from None
-        wanted = want
-        acked = results.pop() if wanted and wait else 0
-        confirmed = acked >= wanted
+        acked = results.pop() if want and wait else 0
+        confirmed = acked >= want
         if sentinel and self.call("find the master", self.client.connection_pool.sentinel_manager.discover_master,
                                   self.url.service) != master:
             confirmed = False  # failed over under the commands

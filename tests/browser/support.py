@@ -13,12 +13,13 @@ from typing import Any, Callable
 import requests
 
 try:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 except ImportError:  # the chromium_available fixture then skips the tests (fails them under CI=true) saying why
-    ActionChains = By = Keys = WebDriverWait = None  # type: ignore[assignment,misc]
+    ActionChains = By = Keys = WebDriverWait = StaleElementReferenceException = None  # type: ignore[assignment,misc]
 
 #: the page's accessibility basics, as a list of problems (empty when fine)
 A11Y_JS = """
@@ -67,6 +68,24 @@ def keyboard_unreachable(browser) -> list[str]:
             reached.add(marker)
     return [browser.find_element(By.CSS_SELECTOR, f"[data-a11y='{i}']").get_attribute("outerHTML")
             for i in range(count) if str(i) not in reached]
+
+
+def follow(browser, element) -> None:
+    """Click ``element`` (a link or a submit button) and wait until the page it leaves is gone.
+
+    A click only starts the navigation: reading the page straight after may read the old one.
+    """
+    old = browser.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(browser, 10).until(lambda b: _stale(old))
+
+
+def _stale(element) -> bool:
+    try:
+        element.tag_name
+    except StaleElementReferenceException:
+        return True
+    return False
 
 
 def visit_checks(browser, shots: Callable[[str], Any], name: str) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 from urllib.parse import quote
 
 
-from .support import (A11Y_JS, ActionChains, By, Keys, WebDriverWait, keyboard_unreachable, log_in, page_text,
-                      visit_checks)
+from .support import (A11Y_JS, ActionChains, By, Keys, WebDriverWait, follow, keyboard_unreachable, log_in,
+                      page_text, visit_checks)
 
 
 def test_the_providers_device_logout_and_error_pages_pass_the_accessibility_basics(demo, browser, shots):
@@ -13,7 +13,7 @@ def test_the_providers_device_logout_and_error_pages_pass_the_accessibility_basi
     browser.get(app.url + "/idp/device?user_code=ABCD-EFGH")
     visit_checks(browser, shots, "provider-device")
     browser.find_element(By.NAME, "username").send_keys("alice")
-    browser.find_element(By.CSS_SELECTOR, "button[value=approve]").click()
+    follow(browser, browser.find_element(By.CSS_SELECTOR, "button[value=approve]"))
     assert "Unknown code" in page_text(browser)
     browser.get_log("browser")  # the page answers 400 on purpose
     visit_checks(browser, shots, "provider-device-unknown-code")

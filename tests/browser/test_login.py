@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 
 
-from .support import By, cell, counters, log_in, page_text, visit_checks
+from .support import By, cell, counters, follow, log_in, page_text, visit_checks
 
 
 def test_alice_logs_in_through_the_providers_page_and_lands_on_the_page_she_came_from(demo, browser, shots):
@@ -40,7 +40,7 @@ def test_the_api_answers_as_alice_with_her_token_and_as_the_app_with_a_cached_cl
     log_in(browser, app, start="/call-api")
     source = visit_checks(browser, shots, "call-api-as-user")
     assert '"sub": "alice"' in source and '"scope": "openid profile email offline_access api"' in source
-    browser.find_element(By.LINK_TEXT, "Call the API as the app (client credentials)").click()
+    follow(browser, browser.find_element(By.LINK_TEXT, "Call the API as the app (client credentials)"))
     source = visit_checks(browser, shots, "call-api-as-app")
     body = page_text(browser)
     assert "HTTP 200, HTTP 200, HTTP 200" in body
