@@ -14,6 +14,7 @@ import copy
 import hashlib
 import logging
 import threading
+import time
 from typing import Any
 
 from . import metrics
@@ -23,7 +24,7 @@ from .errors import InvalidResponse, LoginRequired, ProviderUnavailable, StoreUn
 from .events import EventHub, RefreshTokenRevoked, UserTokenRefreshed, UserTokenRefreshFailed
 from .logins import index_keys
 from .responses import TokenResponse
-from .stores import TokenStore
+from .stores import PROCESS_LOCKS, TokenStore
 from .tokenclient import TokenClient
 from .tokens import AccessToken
 
@@ -162,15 +163,35 @@ class UserTokens:
 
     def _renew(self, handle: str, store: TokenStore, seen: dict[str, Any], resource: str | None,
                force: bool) -> AccessToken:
-        with store.lock(handle, self.lock_timeout):
+        deadline = time.monotonic() + self.lock_timeout
+        # The threads of this process queue here, not on the store's lock (a round trip to Redis, a
+        # file lock): the first renews, the others find its result in the record and never take it.
+        with PROCESS_LOCKS.hold(f"renew:{id(store)}:{handle}", self.lock_timeout):
+            token = self._renewed(store.get(handle), seen, resource, force)
+            if token is not None:
+                return token
+            return self._renew_locked(handle, store, seen, resource, force, max(deadline - time.monotonic(), 0.001))
+
+    def _renewed(self, record: dict[str, Any] | None, seen: dict[str, Any], resource: str | None,
+                 force: bool) -> AccessToken | None:
+        """The record's token when another caller renewed it since ``seen`` (or, unforced, it is not due)."""
+        if record is None:
+            raise LoginRequired("the user's tokens were cleared")
+        token = token_of(record, resource)
+        renewed_meanwhile = record.get("generation") != seen.get("generation")
+        if token is not None and (renewed_meanwhile or not force) and \
+                not token.renewal_due(self.renew_before, self.clock()):
+            return token
+        return None
+
+    def _renew_locked(self, handle: str, store: TokenStore, seen: dict[str, Any], resource: str | None,
+                      force: bool, timeout: float) -> AccessToken:
+        with store.lock(handle, timeout):
             record = store.get(handle)
-            if record is None:
-                raise LoginRequired("the user's tokens were cleared")
+            token = self._renewed(record, seen, resource, force)
+            if token is not None:
+                return token  # another caller (another process) renewed while we waited
             token = token_of(record, resource)
-            renewed_meanwhile = record.get("generation") != seen.get("generation")
-            if token is not None and (renewed_meanwhile or not force) and \
-                    not token.renewal_due(self.renew_before, self.clock()):
-                return token  # another caller renewed while we waited
             refresh_token = record.get("refresh_token")
             if not refresh_token:
                 # Without a refresh token only a new login renews; a forced renewal (an API's 401) says so.

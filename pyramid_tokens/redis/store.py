@@ -101,11 +101,11 @@ def describe(client: Any) -> str:
     return f"{where}/{kwargs.get('db', 0)}"
 
 
-def replicating(replica: dict[str, Any]) -> bool:
-    """Whether a Sentinel's entry of a replica says it is up and replicating (a master not yet turned
-    into a replica after a failover reports the role ``master``)."""
-    return not (replica.get("is_sdown") or replica.get("is_odown")) and replica.get("role-reported") == "slave" \
-        and replica.get("master-link-status") == "ok"
+def listed_replica(replica: dict[str, Any]) -> bool:
+    """Whether a Sentinel lists ``replica`` as one to wait for: up, reachable, and not reporting itself a
+    master (an old master after a failover, until the Sentinels turn it into a replica of the new one)."""
+    return not (replica.get("is_sdown") or replica.get("is_odown") or replica.get("is_disconnected")) \
+        and replica.get("role-reported") != "master"
 
 
 class Pending:
@@ -324,16 +324,17 @@ class RedisStore(TokenStore):
     def replicas_wanted(self, name: str) -> int:
         """How many replicas must confirm a durable write: ``wait_replicas``, else 1 when there are any.
 
-        On Sentinel, the replicas the Sentinels see replicating, not the master's own view: a master
-        whose replica was just promoted away has none left to ask, and an old master the Sentinels
-        have not yet turned into a replica of the new one (up to 8 s after a failover) is no replica
-        to wait for.
+        Sentinel: 1 when the Sentinels list a replica or the master has one connected. Both views,
+        since each lags in its own way: a master whose replica was just promoted away has none left
+        (the Sentinels still list it), and a Sentinel refreshes what a replica reports only every
+        10 s (the master knows at once). A listed replica reporting itself a master (the old master,
+        up to 8 s after a failover) is not waited for.
         """
         if self.url.wait_replicas is not None:
             return self.url.wait_replicas
         if self.url.topology == "sentinel":
-            return 1 if any(replicating(replica) for replica in self.call("find the replicas",
-                                                                          self._sentinel_replicas)) else 0
+            if any(listed_replica(replica) for replica in self.call("find the replicas", self._sentinel_replicas)):
+                return 1
         info = self.call("replication info", self._node(name).info, "replication")
         return 1 if int(info.get("connected_slaves") or 0) > 0 else 0
 
