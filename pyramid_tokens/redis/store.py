@@ -54,6 +54,9 @@ WAIT_TIMEOUT = 0.5
 #: seconds after replicas failed to confirm a write during which a request does not wait for them
 #: again (its write is kept in this process at once; the background writer still waits)
 UNCONFIRMED_BACKOFF = 2.0
+#: seconds after a failover during which only the new master's own replicas are waited for (see
+#: :meth:`RedisStore.replicas_wanted`)
+AFTER_FAILOVER = 30.0
 #: seconds between two tries of the background writer, doubling up to the second value
 FLUSH_BACKOFF = (0.05, 1.0)
 
@@ -102,10 +105,8 @@ def describe(client: Any) -> str:
 
 
 def listed_replica(replica: dict[str, Any]) -> bool:
-    """Whether a Sentinel lists ``replica`` as one to wait for: up, reachable, and not reporting itself a
-    master (an old master after a failover, until the Sentinels turn it into a replica of the new one)."""
-    return not (replica.get("is_sdown") or replica.get("is_odown") or replica.get("is_disconnected")) \
-        and replica.get("role-reported") != "master"
+    """Whether a Sentinel lists ``replica`` as up (neither subjectively nor objectively down)."""
+    return not (replica.get("is_sdown") or replica.get("is_odown"))
 
 
 class Pending:
@@ -148,6 +149,8 @@ class RedisStore(TokenStore):
         self.pending = Pending()
         self._master: Any = None
         self._unconfirmed_until = float("-inf")
+        #: when this process last saw the Sentinels name a new master (``time.monotonic()``)
+        self.switched = float("-inf")
 
     def name(self, kind: str, key: str) -> str:
         """The Redis key of ``key`` (``kind``: ``""`` for the record, ``"lock:"``), hash-tagged by login."""
@@ -167,6 +170,7 @@ class RedisStore(TokenStore):
         switched = self._master is not None and master != self._master
         self._master = master
         if switched:
+            self.switched = time.monotonic()
             log.warning("token store: Redis %s failed over to a new master", self.where)
             self.locks.failed_over()
         return master
@@ -324,15 +328,17 @@ class RedisStore(TokenStore):
     def replicas_wanted(self, name: str) -> int:
         """How many replicas must confirm a durable write: ``wait_replicas``, else 1 when there are any.
 
-        Sentinel: 1 when the Sentinels list a replica or the master has one connected. Both views,
-        since each lags in its own way: a master whose replica was just promoted away has none left
-        (the Sentinels still list it), and a Sentinel refreshes what a replica reports only every
-        10 s (the master knows at once). A listed replica reporting itself a master (the old master,
-        up to 8 s after a failover) is not waited for.
+        Sentinel: 1 when the Sentinels list a replica that is up, or the master has one connected.
+        The Sentinels' list, because a master whose replica is being promoted away has none left of
+        its own, while its writes are about to be lost; whatever else the Sentinels say of that
+        replica meanwhile (it reports itself a master, its link to them drops) is no reason to
+        write unconfirmed. Within :data:`AFTER_FAILOVER` of a new master, the master's own view
+        alone: the old master is listed as its replica until the Sentinels turn it into one (up to
+        8 s), and waiting for it would hold every refresh off until then.
         """
         if self.url.wait_replicas is not None:
             return self.url.wait_replicas
-        if self.url.topology == "sentinel":
+        if self.url.topology == "sentinel" and time.monotonic() - self.switched >= AFTER_FAILOVER:
             if any(listed_replica(replica) for replica in self.call("find the replicas", self._sentinel_replicas)):
                 return 1
         info = self.call("replication info", self._node(name).info, "replication")
