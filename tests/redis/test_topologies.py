@@ -131,7 +131,9 @@ def test_the_refresh_storm_refreshes_once_per_window_on_each_topology(topology_f
 @sentinel_tests
 def test_a_command_in_flight_when_the_master_is_killed_is_answered_by_the_new_master(redis_sentinel):
     store = RedisStore(redis_sentinel.url())
-    store.client.set("k", "v")
+    redis_sentinel.wait_until_healthy()
+    # on the replica too (WAIT on the connection that wrote it), so the promoted one has it
+    assert store.client.pipeline(transaction=False).set("k", "v").wait(1, 5000).execute() == [True, 1]
     answers = []
     # a command whose connection dies under it: redis-py alone re-dials the dead master until its
     # retries run out; ours asks the Sentinels again at each retry
