@@ -201,7 +201,10 @@ def check_one_refresh_per_window(rig: Farm, handle: str, login_record: dict, res
     done = cluster.refreshes() - refreshes
     final = cluster.record(handle)
     # one refresh per window: the provider saw exactly as many refreshes as the token set has generations
-    assert done >= 3 and final["generation"] == login_record["generation"] + done == 1 + final["refreshes"]
+    generations = final["generation"] - login_record["generation"]
+    assert done >= 3, f"{done} refreshes in the storm, {generations} generations"
+    assert generations == done == final["refreshes"] + login_record["generation"] - 1, \
+        f"{done} refreshes at the provider, {generations} new generations, {final['refreshes']} counted"
     times = cluster.refresh_times[first_refresh:]
     assert all(later - earlier > 0.8 * WINDOW for earlier, later in zip(times, times[1:])), times
     # ...and each one as soon as the window opened: the last token is not yet due when the storm ended
