@@ -104,11 +104,6 @@ def describe(client: Any) -> str:
     return f"{where}/{kwargs.get('db', 0)}"
 
 
-def listed_replica(replica: dict[str, Any]) -> bool:
-    """Whether a Sentinel lists ``replica`` as up (neither subjectively nor objectively down)."""
-    return not (replica.get("is_sdown") or replica.get("is_odown"))
-
-
 class Pending:
     """Durable writes Redis has not confirmed yet: ``key -> (record, JSON text, expiry, generation)``."""
 
@@ -339,19 +334,12 @@ class RedisStore(TokenStore):
         if self.url.wait_replicas is not None:
             return self.url.wait_replicas
         if self.url.topology == "sentinel" and time.monotonic() - self.switched >= AFTER_FAILOVER:
-            if any(listed_replica(replica) for replica in self.call("find the replicas", self._sentinel_replicas)):
+            # redis-py's discover_slaves: the replicas the first Sentinel that knows any lists as up
+            if self.call("find the replicas", self.client.connection_pool.sentinel_manager.discover_slaves,
+                         self.url.service):
                 return 1
         info = self.call("replication info", self._node(name).info, "replication")
         return 1 if int(info.get("connected_slaves") or 0) > 0 else 0
-
-    def _sentinel_replicas(self) -> list[dict[str, Any]]:
-        """``SENTINEL REPLICAS`` of our service from the first Sentinel that answers."""
-        for sentinel in self.client.connection_pool.sentinel_manager.sentinels:
-            try:
-                return sentinel.sentinel_slaves(self.url.service)
-            except (redis.ConnectionError, redis.ResponseError, redis.TimeoutError):
-                continue
-        raise redis.ConnectionError("no Sentinel answered")
 
     def wait_timeout(self) -> float:
         """Seconds a ``WAIT`` may take: :data:`WAIT_TIMEOUT`, within the socket timeout."""
